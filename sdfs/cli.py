@@ -1,0 +1,294 @@
+"""Command-line front end: ``sdfs encode``, ``sdfs decode``, ``sdfs info``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+log = logging.getLogger("sdfs")
+
+BLOB_SUFFIX = ".sdl"
+
+
+@dataclass
+class Tally:
+    """What a bulk command did, for its one-line summary."""
+
+    files: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    pixels: int = 0
+    failures: list[str] = field(default_factory=list)
+    started: float = field(default_factory=time.perf_counter)
+
+    def summary(self, verb: str) -> str:
+        seconds = time.perf_counter() - self.started
+        bpp = f", {self.bytes_out * 8 / self.pixels:.3f} bpp" if self.pixels and verb == "encoded" else ""
+        failed = f", {len(self.failures)} failed" if self.failures else ""
+        return (f"{verb} {self.files} files, {_human(self.bytes_in)} -> {_human(self.bytes_out)}{bpp}, "
+                f"{seconds:.1f} s{failed}")
+
+
+def _human(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _setup_logging(args.verbose - args.quiet)
+    try:
+        return args.run(args)
+    except KeyboardInterrupt:
+        print("sdfs: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if not isinstance(exc, _user_errors()):
+            raise
+        print(f"sdfs: {exc}", file=sys.stderr)
+        return 2
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Imported lazily so that ``sdfs --help`` does not load torch."""
+    from .codec import CodecError, ImageError, ModelError
+
+    return (ModelError, CodecError, ImageError, FileNotFoundError, PermissionError, IsADirectoryError)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sdfs", description="Photos stored as Stable Diffusion latents.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    enc = sub.add_parser("encode", help="encode images to .sdl blobs")
+    enc.add_argument("inputs", nargs="+", type=Path, help="image files or folders")
+    enc.add_argument("-o", "--output", type=Path, required=True, help="output file, or folder for many inputs")
+    enc.add_argument("--bits", type=int, default=5, help="bits per latent value, uniform quantiser (2..8)")
+    enc.add_argument("--quantizer", choices=("uniform", "palette"), default="uniform")
+    enc.add_argument("--palette-size", type=int, default=256)
+    enc.add_argument("--effort", type=int, default=0, choices=range(5),
+                     help="decoder-in-the-loop refinement: 0 none .. 4 most (slow on CPU)")
+    enc.add_argument("--coder", choices=("context", "lzma"), default="context", help="entropy coder")
+    enc.add_argument("--batch", type=int, default=8, help="images per device batch")
+    _add_model_options(enc)
+    enc.set_defaults(run=run_encode)
+
+    dec = sub.add_parser("decode", help="decode .sdl blobs to images")
+    dec.add_argument("inputs", nargs="+", type=Path, help=".sdl files or folders")
+    dec.add_argument("-o", "--output", type=Path, required=True, help="output image (.png, .jpg, .webp) or folder")
+    dec.add_argument("--batch", type=int, default=8)
+    _add_model_options(dec)
+    dec.set_defaults(run=run_decode)
+
+    info = sub.add_parser("info", help="show what a blob holds, without decoding")
+    info.add_argument("inputs", nargs="+", type=Path)
+    info.set_defaults(run=run_info)
+
+    for p in (parser, enc, dec, info):
+        p.add_argument("-v", "--verbose", action="count", default=0)
+        p.add_argument("-q", "--quiet", action="count", default=0)
+    return parser
+
+
+def _add_model_options(p: argparse.ArgumentParser) -> None:
+    from .codec.images import DEFAULT_MAX_PIXELS
+    from .codec.models import DEFAULT_MODEL
+
+    p.add_argument("--model", default=DEFAULT_MODEL,
+                   help="hub id, diffusers folder, or vae_approx encoder/decoder file (default %(default)s)")
+    p.add_argument("--family", choices=("sd1", "sdxl", "sd3"), help="latent family, when the model name does not say")
+    p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps")
+    p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="refuse larger images (bomb guard)")
+
+
+def _setup_logging(level: int) -> None:
+    logging.basicConfig(level=logging.WARNING - 10 * level, format="sdfs: %(message)s", stream=sys.stderr)
+    quiet_libraries()
+
+
+def quiet_libraries() -> None:
+    """diffusers and huggingface_hub chat about offline mode and accelerate; we report our own errors."""
+    import warnings
+
+    warnings.filterwarnings("ignore", module="huggingface_hub")
+    warnings.filterwarnings("ignore", message=".*not writable.*")
+    from diffusers.utils import logging as diffusers_logging
+    from huggingface_hub.utils import logging as hub_logging
+
+    diffusers_logging.set_verbosity_error()
+    hub_logging.set_verbosity_error()
+
+
+def _codec(args, **config):
+    from .codec import Codec
+
+    return Codec.from_pretrained(args.model, device=args.device, family=args.family, max_pixels=args.max_pixels,
+                                 **config)
+
+
+def _expand(inputs: Sequence[Path], suffixes: tuple[str, ...] | None = None) -> list[Path]:
+    files: list[Path] = []
+    for path in inputs:
+        if path.is_dir():
+            files += sorted(p for p in path.rglob("*") if p.is_file() and (not suffixes or p.suffix.lower() in suffixes))
+        else:
+            files.append(path)
+    return files
+
+
+def _targets(files: list[Path], output: Path, suffix: str) -> list[Path]:
+    if len(files) == 1 and not output.is_dir() and not str(output).endswith("/"):
+        return [output]
+    output.mkdir(parents=True, exist_ok=True)
+    names: dict[str, int] = {}
+    targets = []
+    for f in files:
+        stem = f.stem
+        names[stem] = names.get(stem, 0) + 1
+        unique = stem if names[stem] == 1 else f"{stem}-{names[stem]}"
+        targets.append(output / f"{unique}{suffix}")
+    return targets
+
+
+def _batches(items: list, size: int) -> Iterator[list]:
+    for start in range(0, len(items), max(1, size)):
+        yield items[start:start + size]
+
+
+def _progress(total: int, unit: str):
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit=unit, disable=None if total > 1 else True, file=sys.stderr)
+
+
+def _run_bulk(pairs: list[tuple[Path, Path]], batch: int, step: Callable[[list[tuple[Path, Path]], Tally], None],
+              tally: Tally, unit: str) -> None:
+    with _progress(len(pairs), unit) as bar:
+        for chunk in _batches(pairs, batch):
+            step(chunk, tally)
+            bar.update(len(chunk))
+
+
+def run_encode(args) -> int:
+    from .codec import ImageError, read_image
+    from .codec.entropy import CONTEXT, LZMA
+
+    files = _expand(args.inputs)
+    codec = _codec(args, quantizer=args.quantizer, bits=args.bits, palette_size=args.palette_size,
+                   effort=args.effort, coder={"context": CONTEXT, "lzma": LZMA}[args.coder])
+    tally = Tally()
+
+    def step(chunk, tally):
+        images, kept = [], []
+        for src, dst in chunk:
+            try:
+                images.append(read_image(src, max_pixels=args.max_pixels))
+                kept.append((src, dst))
+            except (ImageError, OSError) as exc:
+                _fail(tally, src, exc)
+        if not images:
+            return
+        for (src, dst), img, data in zip(kept, images, _each_or_fail(codec.encode_batch, images, kept, tally)):
+            if data is None:
+                continue
+            dst.write_bytes(data)
+            tally.files += 1
+            tally.bytes_in += src.stat().st_size
+            tally.bytes_out += len(data)
+            tally.pixels += img.width * img.height
+
+    _run_bulk(list(zip(files, _targets(files, args.output, BLOB_SUFFIX))), args.batch, step, tally, "img")
+    return _finish(tally, "encoded")
+
+
+def run_decode(args) -> int:
+    files = _expand(args.inputs, (BLOB_SUFFIX,))
+    codec = _codec(args)
+    tally = Tally()
+
+    def step(chunk, tally):
+        blobs, kept = [], []
+        for src, dst in chunk:
+            try:
+                blobs.append(src.read_bytes())
+                kept.append((src, dst))
+            except OSError as exc:
+                _fail(tally, src, exc)
+        for (src, dst), data, image in zip(kept, blobs, _each_or_fail(codec.decode_batch, blobs, kept, tally)):
+            if image is None:
+                continue
+            try:
+                image.save(dst, _format_for(dst))
+            except (OSError, ValueError, KeyError) as exc:
+                _fail(tally, dst, exc)
+                continue
+            tally.files += 1
+            tally.bytes_in += len(data)
+            tally.bytes_out += dst.stat().st_size
+
+    _run_bulk(list(zip(files, _targets(files, args.output, ".png"))), args.batch, step, tally, "img")
+    return _finish(tally, "decoded")
+
+
+def _each_or_fail(batch_fn, items: list, pairs: list[tuple[Path, Path]], tally: Tally) -> list:
+    """Run a batch; if it fails, retry one by one so that one bad file names itself."""
+    try:
+        return batch_fn(items)
+    except Exception:  # noqa: BLE001 - narrowed below, per file
+        results = []
+        for item, (src, _) in zip(items, pairs):
+            try:
+                results.append(batch_fn([item])[0])
+            except Exception as exc:  # noqa: BLE001 - every failure is reported with its file
+                _fail(tally, src, exc)
+                results.append(None)
+        return results
+
+
+def _format_for(path: Path) -> str:
+    ext = path.suffix.lower()
+    return {".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".avif": "AVIF", ".tif": "TIFF", ".tiff": "TIFF"}.get(
+        ext, "PNG")
+
+
+def _fail(tally: Tally, path: Path, exc: BaseException) -> None:
+    message = str(exc)
+    if str(path) not in message:
+        message = f"{path}: {message}"
+    tally.failures.append(message)
+    log.error("%s", message)
+
+
+def _finish(tally: Tally, verb: str) -> int:
+    print(tally.summary(verb), file=sys.stderr)
+    return 1 if tally.failures else 0
+
+
+def run_info(args) -> int:
+    from .codec import Codec, ContainerError
+
+    status = 0
+    for path in args.inputs:
+        try:
+            info = Codec.info(path.read_bytes())
+        except (OSError, ContainerError, ValueError) as exc:
+            log.error("%s: %s", path, exc)
+            status = 1
+            continue
+        print(f"{path}: {info.width}x{info.height} {info.mode}, {info.family} latent {info.latent_shape} by "
+              f"{info.encoder}, {info.quantizer} {info.levels} levels, {info.coder} coder, {info.bytes} bytes, "
+              f"{info.bpp:.3f} bpp")
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

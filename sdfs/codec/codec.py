@@ -1,0 +1,238 @@
+"""Codec: images <-> sdfs blobs. Knows nothing of files on a mount, LMDB or FUSE."""
+
+from __future__ import annotations
+
+import io
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from . import entropy
+from .container import Blob, ContainerError
+from .images import DEFAULT_MAX_PIXELS, ImageData, pad_to_multiple, read_image, rgb_to_grey
+from .models import DEFAULT_MODEL, LatentModel, load_model
+from .optimize import RefineReport, refine, steps_for_effort
+from .quant import QuantError, QuantizedLatent, make_quantizer
+from .tiling import run_tiled
+
+log = logging.getLogger(__name__)
+
+ImageInput = ImageData | bytes | str | Path
+
+
+class CodecError(ValueError):
+    """A blob this codec cannot decode (wrong family, corrupt payload); the message says why."""
+
+
+@dataclass
+class CodecConfig:
+    quantizer: str = "uniform"
+    bits: int = 5
+    palette_size: int = 256
+    effort: int = 0
+    coder: int = entropy.CONTEXT
+    seed: int = 0
+    encode_tile: int = 1024  # pixels per side encoded in one pass
+    decode_tile: int = 128  # latent cells per side decoded in one pass
+    max_pixels: int = DEFAULT_MAX_PIXELS
+
+
+@dataclass
+class BlobInfo:
+    family: str
+    encoder: str
+    width: int
+    height: int
+    mode: str
+    quantizer: str
+    levels: int
+    coder: str
+    latent_shape: tuple[int, int, int]
+    bytes: int
+
+    @property
+    def bpp(self) -> float:
+        return self.bytes * 8 / (self.width * self.height)
+
+
+class Codec:
+    """Encode images to self-describing blobs and decode them back to pixels."""
+
+    def __init__(self, model: LatentModel, config: CodecConfig | None = None) -> None:
+        self.model = model
+        self.config = config or CodecConfig()
+        self.quantizer = make_quantizer(self.config.quantizer, self.config.bits, self.config.palette_size,
+                                        self.config.seed)
+        self.steps = steps_for_effort(self.config.effort)
+        self.last_reports: list[RefineReport] = []
+
+    @classmethod
+    def from_pretrained(cls, model: str = DEFAULT_MODEL, device: str = "auto", family: str | None = None,
+                        **config) -> "Codec":
+        return cls(load_model(model, device=device, family=family), CodecConfig(**config))
+
+    # --- encoding ----------------------------------------------------------------------------
+    def encode(self, image: ImageInput) -> bytes:
+        return self.encode_batch([image])[0]
+
+    def encode_batch(self, images: Sequence[ImageInput]) -> list[bytes]:
+        """Encode several images, running the encoder on same-shaped ones together."""
+        loaded = [self._load(img) for img in images]
+        padded = [self._to_tensor(pad_to_multiple(img.rgb(), self.model.factor)[0]) for img in loaded]
+        latents = self._encode_tensors(padded)
+        self.last_reports = []
+        return [self._finish_encode(img, x, z) for img, x, z in zip(loaded, padded, latents)]
+
+    def _load(self, image: ImageInput) -> ImageData:
+        return image if isinstance(image, ImageData) else read_image(image, max_pixels=self.config.max_pixels)
+
+    @staticmethod
+    def _to_tensor(pixels: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1)[None].float() / 127.5 - 1.0
+
+    def _encode_tensors(self, tensors: list[torch.Tensor]) -> list[np.ndarray]:
+        out: list[np.ndarray | None] = [None] * len(tensors)
+        for indices in _same_shape_groups([t.shape for t in tensors]):
+            if max(tensors[indices[0]].shape[-2:]) > self.config.encode_tile:
+                for i in indices:
+                    out[i] = self._encode_tiled(tensors[i])[0]
+                continue
+            batch = self.model.encode(torch.cat([tensors[i] for i in indices]))
+            for i, z in zip(indices, batch.cpu().numpy()):
+                out[i] = z
+        return out
+
+    def _encode_tiled(self, x: torch.Tensor) -> np.ndarray:
+        tile, factor = self.config.encode_tile, self.model.factor
+        return run_tiled(lambda t: self.model.encode(t).cpu(), x, 1 / factor, tile, 8 * factor).numpy()
+
+    def _finish_encode(self, img: ImageData, x: torch.Tensor, latent: np.ndarray) -> bytes:
+        q = self.quantizer.quantize(latent)
+        if self.steps:
+            q = self._refine(q, latent, x, img)
+        payload = entropy.encode(q.symbols, q.levels, self.config.coder)
+        blob = Blob(
+            family=self.model.family.name, encoder=self.model.model_id, width=img.width, height=img.height,
+            mode="L" if img.is_grey else "RGB", latent_height=latent.shape[1], latent_width=latent.shape[2],
+            channels=latent.shape[0], quantizer=q.params_bytes(), coder=self.config.coder, payload=payload,
+            alpha=_alpha_png(img.alpha), icc=img.icc, exif=img.exif,
+        )
+        return blob.to_bytes()
+
+    def _refine(self, q: QuantizedLatent, latent: np.ndarray, x: torch.Tensor, img: ImageData) -> QuantizedLatent:
+        device = self.model.device
+        weight = None
+        if img.alpha is not None:
+            alpha = pad_to_multiple(img.alpha[:, :, None], self.model.factor)[0][:, :, 0]
+            weight = (0.05 + 0.95 * torch.from_numpy(alpha).float() / 255.0)[None, None].to(device)
+        q, report = refine(q, latent, x.to(device), weight, self.model.decode_with_grad(), self.model.factor,
+                           self.steps, seed=self.config.seed)
+        self.last_reports.append(report)
+        return q
+
+    # --- decoding ----------------------------------------------------------------------------
+    def decode(self, data: bytes) -> ImageData:
+        return self.decode_batch([data])[0]
+
+    def decode_batch(self, blobs: Sequence[bytes]) -> list[ImageData]:
+        """Decode several blobs, running the decoder on same-shaped latents together."""
+        parsed = [self._parse(data) for data in blobs]
+        latents = [self._latent_of(blob) for blob in parsed]
+        images = self._decode_latents(latents)
+        return [self._finish_decode(blob, image) for blob, image in zip(parsed, images)]
+
+    def _parse(self, data: bytes) -> Blob:
+        try:
+            blob = Blob.from_bytes(data, max_pixels=self.config.max_pixels)
+        except ContainerError as exc:
+            raise CodecError(str(exc)) from None
+        if blob.family != self.model.family.name:
+            raise CodecError(f"blob holds {blob.family} latents (written by {blob.encoder}); this decoder "
+                             f"({self.model.model_id}) reads {self.model.family.name}")
+        if blob.channels != self.model.channels:
+            raise CodecError(f"blob has {blob.channels} latent channels, the model expects {self.model.channels}")
+        factor = self.model.factor
+        if blob.latent_height * factor < blob.height or blob.latent_width * factor < blob.width \
+                or (blob.latent_height - 1) * factor >= blob.height or (blob.latent_width - 1) * factor >= blob.width:
+            raise CodecError(f"latent {blob.latent_height}x{blob.latent_width} does not match image "
+                             f"{blob.width}x{blob.height}")
+        return blob
+
+    def _latent_of(self, blob: Blob) -> torch.Tensor:
+        try:
+            kind, levels, table = QuantizedLatent.parse_params(blob.quantizer, blob.channels)
+            planes = blob.channels if kind == 1 else 1
+            shape = (planes, blob.latent_height, blob.latent_width)
+            symbols = entropy.decode(blob.payload, shape, levels, blob.coder)
+        except (QuantError, entropy.EntropyError) as exc:
+            raise CodecError(str(exc)) from None
+        if kind != 1 and symbols.max(initial=0) >= len(table):
+            raise CodecError("palette index out of range")
+        return torch.from_numpy(QuantizedLatent(kind, levels, symbols, table).dequantize())[None]
+
+    def _decode_latents(self, latents: list[torch.Tensor]) -> list[torch.Tensor]:
+        out: list[torch.Tensor | None] = [None] * len(latents)
+        tile, factor = self.config.decode_tile, self.model.factor
+        for indices in _same_shape_groups([z.shape for z in latents]):
+            if max(latents[indices[0]].shape[-2:]) > tile:
+                for i in indices:
+                    out[i] = run_tiled(lambda t: self.model.decode(t).cpu(), latents[i], factor, tile, 8)
+                continue
+            batch = self.model.decode(torch.cat([latents[i] for i in indices])).cpu()
+            for i, image in zip(indices, batch):
+                out[i] = image[None]
+        return out
+
+    def _finish_decode(self, blob: Blob, image: torch.Tensor) -> ImageData:
+        rgb = ((image[0, :, :blob.height, :blob.width] + 1) * 127.5).round().clamp(0, 255).byte()
+        pixels = rgb.permute(1, 2, 0).contiguous().numpy()
+        if blob.mode == "L":
+            pixels = rgb_to_grey(pixels)
+        alpha = _alpha_from_png(blob.alpha, blob.width, blob.height) if blob.alpha is not None else None
+        return ImageData(pixels=pixels, alpha=alpha, icc=blob.icc, exif=blob.exif)
+
+    # --- inspection --------------------------------------------------------------------------
+    @staticmethod
+    def info(data: bytes) -> BlobInfo:
+        """Read a blob's header without decoding it."""
+        blob = Blob.from_bytes(data)
+        kind, levels, _ = QuantizedLatent.parse_params(blob.quantizer, blob.channels)
+        return BlobInfo(
+            family=blob.family, encoder=blob.encoder, width=blob.width, height=blob.height,
+            mode=blob.mode + ("A" if blob.alpha is not None else ""),
+            quantizer={1: "uniform", 2: "palette"}[kind], levels=levels,
+            coder=entropy.CODER_NAMES.get(blob.coder, str(blob.coder)),
+            latent_shape=(blob.channels, blob.latent_height, blob.latent_width), bytes=len(data),
+        )
+
+
+def _same_shape_groups(shapes: Iterable[torch.Size]) -> list[list[int]]:
+    groups: dict[tuple, list[int]] = {}
+    for i, shape in enumerate(shapes):
+        groups.setdefault(tuple(shape), []).append(i)
+    return list(groups.values())
+
+
+def _alpha_png(alpha: np.ndarray | None) -> bytes | None:
+    if alpha is None:
+        return None
+    buf = io.BytesIO()
+    Image.fromarray(alpha, "L").save(buf, "PNG", optimize=True)
+    return buf.getvalue()
+
+
+def _alpha_from_png(data: bytes, width: int, height: int) -> np.ndarray:
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            if im.size != (width, height) or im.mode != "L" or im.format != "PNG":
+                raise CodecError(f"alpha plane is {im.mode} {im.size[0]}x{im.size[1]}, expected L {width}x{height}")
+            return np.asarray(im).copy()
+    except CodecError:
+        raise
+    except Exception as exc:
+        raise CodecError(f"alpha plane corrupt: {exc}") from None

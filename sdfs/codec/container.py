@@ -1,0 +1,215 @@
+"""The sdfs blob: a versioned, self-describing, checksummed container.
+
+Layout (all integers little-endian)::
+
+    magic  b"SDL\\x1a"  (4)
+    version            u8
+    fields             repeated: tag u8, length varint, value
+    crc32              u32 of everything before it
+
+Unknown tags are refused (a newer writer must bump the version). Every length is
+bounded by the bytes actually present, so a forged header cannot make the parser
+allocate more than the blob's own size; pixel counts are bounded separately.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass, field
+
+MAGIC = b"SDL\x1a"
+VERSION = 1
+MAX_SIDE = 1 << 20  # pixels per side
+MAX_STRING = 256
+
+MODE_CODES = {"RGB": 1, "L": 2}
+MODE_NAMES = {v: k for k, v in MODE_CODES.items()}
+
+
+class ContainerError(ValueError):
+    """The bytes are not a valid sdfs blob; the message says why."""
+
+
+@dataclass
+class Blob:
+    """Everything a decoder needs, plus what is carried to the output image."""
+
+    family: str
+    encoder: str
+    width: int
+    height: int
+    mode: str  # "RGB" or "L": the colour mode of the pixels (alpha is separate)
+    latent_height: int
+    latent_width: int
+    channels: int
+    quantizer: bytes  # QuantizedLatent.params_bytes()
+    coder: int
+    payload: bytes
+    alpha: bytes | None = None  # PNG of the alpha plane, lossless
+    icc: bytes | None = None
+    exif: bytes | None = None
+    extras: dict = field(default_factory=dict)
+
+    def to_bytes(self) -> bytes:
+        out = bytearray(MAGIC)
+        out.append(VERSION)
+        for tag, name, kind in _FIELDS:
+            value = getattr(self, name)
+            if value is None or (kind == "dict" and not value):
+                continue
+            _put(out, tag, _encode_value(kind, value))
+        out += struct.pack("<I", zlib.crc32(out))
+        return bytes(out)
+
+    @classmethod
+    def from_bytes(cls, data: bytes, max_pixels: int | None = None) -> "Blob":
+        values = parse_fields(data)
+        blob = cls(**values)
+        blob._validate(max_pixels)
+        return blob
+
+    def _validate(self, max_pixels: int | None) -> None:
+        if not (1 <= self.width <= MAX_SIDE and 1 <= self.height <= MAX_SIDE):
+            raise ContainerError(f"implausible image size {self.width}x{self.height}")
+        if max_pixels is not None and self.width * self.height > max_pixels:
+            raise ContainerError(f"image of {self.width}x{self.height} exceeds the pixel limit {max_pixels}")
+        if self.mode not in MODE_CODES:
+            raise ContainerError(f"unknown colour mode {self.mode!r}")
+        if not 1 <= self.channels <= 64:
+            raise ContainerError(f"implausible latent channel count {self.channels}")
+        factor_h = -(-self.height // self.latent_height) if self.latent_height else 0
+        factor_w = -(-self.width // self.latent_width) if self.latent_width else 0
+        if not (self.latent_height and self.latent_width) or factor_h > 64 or factor_w > 64 \
+                or self.latent_height > self.height + 64 or self.latent_width > self.width + 64:
+            raise ContainerError(f"latent {self.latent_height}x{self.latent_width} does not fit image "
+                                 f"{self.width}x{self.height}")
+
+
+def parse_fields(data: bytes) -> dict:
+    """Check magic, version and checksum, then read the fields into a dict."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise ContainerError("blob must be bytes")
+    data = bytes(data)
+    if len(data) < len(MAGIC) + 1 + 4:
+        raise ContainerError(f"too short for an sdfs blob ({len(data)} bytes)")
+    if data[:4] != MAGIC:
+        raise ContainerError("not an sdfs blob (bad magic)")
+    if data[4] != VERSION:
+        raise ContainerError(f"unsupported blob version {data[4]} (this sdfs reads version {VERSION})")
+    body, (crc,) = data[:-4], struct.unpack("<I", data[-4:])
+    if zlib.crc32(body) != crc:
+        raise ContainerError("checksum mismatch: the blob is corrupt")
+    values: dict = {}
+    pos = 5
+    while pos < len(body):
+        tag = body[pos]
+        length, pos = _read_varint(body, pos + 1)
+        if pos + length > len(body):
+            raise ContainerError(f"field {tag} runs past the end of the blob")
+        if tag not in _BY_TAG:
+            raise ContainerError(f"unknown field tag {tag}")
+        name, kind = _BY_TAG[tag]
+        if name in values:
+            raise ContainerError(f"field {name} appears twice")
+        values[name] = _decode_value(kind, body[pos:pos + length], name)
+        pos += length
+    missing = [name for _, name, _ in _FIELDS if name in _REQUIRED and name not in values]
+    if missing:
+        raise ContainerError(f"missing fields: {', '.join(missing)}")
+    return values
+
+
+def _put(out: bytearray, tag: int, value: bytes) -> None:
+    out.append(tag)
+    out += _varint(len(value))
+    out += value
+
+
+def _encode_value(kind: str, value) -> bytes:
+    if kind == "str":
+        return value.encode("utf-8")
+    if kind == "u32":
+        return struct.pack("<I", value)
+    if kind == "mode":
+        return bytes([MODE_CODES[value]])
+    if kind == "bytes":
+        return bytes(value)
+    if kind == "dict":
+        return b"".join(_encode_value("str", k)[:MAX_STRING] + b"\0" + _encode_value("str", str(v)) + b"\0"
+                        for k, v in sorted(value.items()))
+    raise AssertionError(kind)
+
+
+def _decode_value(kind: str, raw: bytes, name: str):
+    if kind == "str":
+        if len(raw) > MAX_STRING:
+            raise ContainerError(f"field {name} is too long")
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ContainerError(f"field {name} is not UTF-8") from None
+    if kind == "u32":
+        if len(raw) != 4:
+            raise ContainerError(f"field {name} must be 4 bytes")
+        return struct.unpack("<I", raw)[0]
+    if kind == "mode":
+        if len(raw) != 1 or raw[0] not in MODE_NAMES:
+            raise ContainerError(f"field {name} holds an unknown colour mode")
+        return MODE_NAMES[raw[0]]
+    if kind == "bytes":
+        return raw
+    if kind == "dict":
+        parts = raw.split(b"\0")
+        if len(parts) % 2 != 1 or parts[-1]:
+            raise ContainerError(f"field {name} is malformed")
+        try:
+            return {parts[i].decode(): parts[i + 1].decode() for i in range(0, len(parts) - 1, 2)}
+        except UnicodeDecodeError:
+            raise ContainerError(f"field {name} is not UTF-8") from None
+    raise AssertionError(kind)
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    for i in range(5):
+        if pos + i >= len(data):
+            raise ContainerError("field length truncated")
+        byte = data[pos + i]
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            return value, pos + i + 1
+    raise ContainerError("field length too long")
+
+
+_FIELDS = [
+    (1, "family", "str"),
+    (2, "encoder", "str"),
+    (3, "width", "u32"),
+    (4, "height", "u32"),
+    (5, "mode", "mode"),
+    (6, "latent_height", "u32"),
+    (7, "latent_width", "u32"),
+    (8, "channels", "u32"),
+    (9, "quantizer", "bytes"),
+    (10, "coder", "u32"),
+    (11, "payload", "bytes"),
+    (12, "alpha", "bytes"),
+    (13, "icc", "bytes"),
+    (14, "exif", "bytes"),
+    (15, "extras", "dict"),
+]
+_BY_TAG = {tag: (name, kind) for tag, name, kind in _FIELDS}
+_REQUIRED = {"family", "encoder", "width", "height", "mode", "latent_height", "latent_width", "channels",
+             "quantizer", "coder", "payload"}

@@ -1,0 +1,289 @@
+"""Loading SD latent encoders/decoders and the latent families they speak.
+
+Every latent sdfs stores is in a family's *diffusion space*: the scaled latent that
+a diffusion UNet sees. TAESD encoders and decoders work in that space directly
+(diffusers' ``AutoencoderTiny`` has ``scaling_factor=1``); the full SD VAE
+(``AutoencoderKL``) works on raw latents, so we convert with the family's
+scaling and shift factors. That is what makes a latent written by TAESD decodable
+by the SD VAE and the other way round.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "madebyollin/taesd"
+
+
+@dataclass(frozen=True)
+class LatentFamily:
+    """A latent space shared by several models (SD 1.x, SDXL, SD3)."""
+
+    name: str
+    channels: int
+    factor: int  # pixels per latent cell along each side
+    kl_scaling: float  # AutoencoderKL raw latent -> diffusion space: (z - shift) * scaling
+    kl_shift: float
+    vae_approx_prefix: str  # file prefix in a ComfyUI/A1111 models/vae_approx folder
+
+
+FAMILIES: dict[str, LatentFamily] = {
+    "sd1": LatentFamily("sd1", 4, 8, 0.18215, 0.0, "taesd"),
+    "sdxl": LatentFamily("sdxl", 4, 8, 0.13025, 0.0, "taesdxl"),
+    "sd3": LatentFamily("sd3", 16, 8, 1.5305, 0.0609, "taesd3"),
+}
+
+
+class ModelError(RuntimeError):
+    """A model could not be found or loaded; the message says what to do."""
+
+
+def get_family(name: str) -> LatentFamily:
+    try:
+        return FAMILIES[name]
+    except KeyError:
+        raise ModelError(f"unknown latent family {name!r}; known: {', '.join(FAMILIES)}") from None
+
+
+def guess_family(name: str, channels: int, kl_scaling: float | None = None) -> LatentFamily:
+    """Infer the family from a model name, its channel count and (for KL) its scaling."""
+    if kl_scaling is not None:
+        for fam in FAMILIES.values():
+            if fam.channels == channels and abs(fam.kl_scaling - kl_scaling) < 1e-4:
+                return fam
+    lowered = name.lower()
+    patterns = [("sd3", r"sd3|sd-3|sd_3"), ("sdxl", r"sdxl|xl"), ("sd1", r"taesd|sd-vae|sd1|stable-diffusion-v1")]
+    for fam_name, pattern in patterns:
+        if re.search(pattern, lowered) and FAMILIES[fam_name].channels == channels:
+            return FAMILIES[fam_name]
+    for fam in FAMILIES.values():
+        if fam.channels == channels:
+            log.warning("could not tell the latent family of %s; assuming %s (pass --family)", name, fam.name)
+            return fam
+    raise ModelError(f"{name}: {channels}-channel latents match no known family ({', '.join(FAMILIES)})")
+
+
+def pick_device(device: str = "auto") -> torch.device:
+    if device != "auto":
+        return torch.device(device)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+class LatentModel:
+    """An encoder/decoder pair speaking one latent family, on one device.
+
+    ``encode`` takes images in [-1, 1] (N, 3, H, W) and returns diffusion-space
+    latents; ``decode`` inverts it. Both run without autograd; ``decode_with_grad``
+    keeps the graph for encoder-side optimisation (always float32).
+    """
+
+    def __init__(self, vae: torch.nn.Module, family: LatentFamily, model_id: str, device: torch.device,
+                 dtype: torch.dtype | None = None) -> None:
+        self.family = family
+        self.model_id = model_id
+        self.device = device
+        self.is_kl = type(vae).__name__ == "AutoencoderKL"
+        if dtype is None:
+            force_upcast = bool(getattr(vae.config, "force_upcast", False)) and self.is_kl
+            dtype = torch.float16 if device.type == "cuda" and not force_upcast else torch.float32
+        self.dtype = dtype
+        self.vae = vae.to(device=device, dtype=dtype).eval().requires_grad_(False)
+
+    @property
+    def channels(self) -> int:
+        return self.family.channels
+
+    @property
+    def factor(self) -> int:
+        return self.family.factor
+
+    def _to_diffusion_space(self, raw: torch.Tensor) -> torch.Tensor:
+        return (raw - self.family.kl_shift) * self.family.kl_scaling
+
+    def _from_diffusion_space(self, latent: torch.Tensor) -> torch.Tensor:
+        return latent / self.family.kl_scaling + self.family.kl_shift
+
+    @torch.inference_mode()
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        x = images.to(self.device, self.dtype)
+        if self.is_kl:
+            latent = self._to_diffusion_space(self.vae.encode(x).latent_dist.mode())
+        else:
+            latent = self.vae.encode(x).latents
+        return latent.float()
+
+    @torch.inference_mode()
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        return self._decode(latents.to(self.device, self.dtype)).float().clamp(-1, 1)
+
+    def decode_with_grad(self) -> Callable[[torch.Tensor], torch.Tensor]:
+        """A float32 differentiable decoder (the weights stay frozen)."""
+        vae32 = self.vae if self.dtype == torch.float32 else _float_copy(self.vae)
+
+        def run(latents: torch.Tensor) -> torch.Tensor:
+            z = latents.to(self.device, torch.float32)
+            if self.is_kl:
+                return vae32.decode(self._from_diffusion_space(z)).sample
+            return vae32.decode(z).sample
+
+        return run
+
+    def _decode(self, latents: torch.Tensor) -> torch.Tensor:
+        if self.is_kl:
+            return self.vae.decode(self._from_diffusion_space(latents)).sample
+        return self.vae.decode(latents).sample
+
+
+def _float_copy(module: torch.nn.Module) -> torch.nn.Module:
+    import copy
+
+    return copy.deepcopy(module).float()
+
+
+def load_model(spec: str = DEFAULT_MODEL, device: str = "auto", family: str | None = None,
+               dtype: torch.dtype | None = None) -> LatentModel:
+    """Load a model from a hub id, a local diffusers folder, or a vae_approx file pair.
+
+    ``spec`` may be: a hub id (``madebyollin/taesd``, ``stabilityai/sd-vae-ft-mse``), a folder
+    with ``config.json``, a ComfyUI/A1111 ``vae_approx`` file (``taesd_encoder.safetensors``;
+    its ``_decoder`` partner is found beside it), or a ``vae_approx`` folder plus ``family``.
+    """
+    dev = pick_device(device)
+    path = Path(spec).expanduser()
+    if path.is_dir() and (path / "config.json").is_file():
+        vae, name = _load_diffusers(str(path)), path.name
+    elif path.exists() or _looks_like_path(spec):
+        return _load_vae_approx(path, dev, family, dtype)
+    else:
+        vae, name = _load_diffusers(spec), spec
+    fam = get_family(family) if family else _family_of(vae, name)
+    return LatentModel(vae, fam, name if not path.is_dir() else f"{path.name}", dev, dtype)
+
+
+def _looks_like_path(spec: str) -> bool:
+    return spec.startswith((".", "/", "~")) or spec.endswith((".safetensors", ".pth", ".pt"))
+
+
+def _family_of(vae: torch.nn.Module, name: str) -> LatentFamily:
+    cfg = vae.config
+    channels = int(cfg.latent_channels)
+    if type(vae).__name__ == "AutoencoderKL":
+        return guess_family(name, channels, float(cfg.scaling_factor))
+    return guess_family(name, channels)
+
+
+def _load_diffusers(spec: str) -> torch.nn.Module:
+    from diffusers import AutoencoderKL, AutoencoderTiny
+
+    classes = {"AutoencoderTiny": AutoencoderTiny, "AutoencoderKL": AutoencoderKL}
+    try:
+        config = _read_config(spec)
+    except Exception as exc:  # huggingface_hub raises many kinds; all mean "not found here"
+        raise ModelError(_not_found_message(spec, exc)) from exc
+    class_name = config.get("_class_name", "")
+    if class_name not in classes:
+        raise ModelError(f"{spec}: model class {class_name!r} is not an SD VAE (want AutoencoderTiny or AutoencoderKL)")
+    try:
+        return classes[class_name].from_pretrained(spec)
+    except Exception as exc:
+        raise ModelError(f"{spec}: could not load {class_name}: {exc}") from exc
+
+
+def _read_config(spec: str) -> dict:
+    local = Path(spec) / "config.json"
+    if local.is_file():
+        return json.loads(local.read_text())
+    from huggingface_hub import hf_hub_download
+
+    return json.loads(Path(hf_hub_download(spec, "config.json")).read_text())
+
+
+def _not_found_message(spec: str, exc: Exception) -> str:
+    offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
+    where = os.environ.get("HF_HUB_CACHE") or os.environ.get("HF_HOME") or "~/.cache/huggingface"
+    hint = (
+        f"HF_HUB_OFFLINE is set and the model is not in the cache at {where}; unset HF_HUB_OFFLINE once with network "
+        "to download it"
+        if offline
+        else "check the hub id and your network, or set HF_HUB_CACHE to a cache that holds it"
+    )
+    return f"model {spec!r} not found ({type(exc).__name__}): {hint}; or pass --model PATH (a diffusers folder or a " \
+           "vae_approx taesd_encoder/taesd_decoder file)"
+
+
+def _load_vae_approx(path: Path, device: torch.device, family: str | None,
+                     dtype: torch.dtype | None) -> LatentModel:
+    encoder_file, decoder_file = _vae_approx_pair(path, family)
+    from diffusers import AutoencoderTiny
+
+    encoder_sd = _load_state_dict(encoder_file)
+    decoder_sd = _load_state_dict(decoder_file)
+    channels = int(encoder_sd[max(encoder_sd, key=_layer_index)].shape[0]) if encoder_sd else 4
+    vae = AutoencoderTiny(latent_channels=channels)
+    state = {f"encoder.layers.{k}": v for k, v in encoder_sd.items()}
+    state.update({_decoder_key(k): v for k, v in decoder_sd.items()})
+    missing, unexpected = vae.load_state_dict({k: v.float() for k, v in state.items()}, strict=False)
+    if missing or unexpected:
+        raise ModelError(f"{encoder_file.parent}: not a TAESD encoder/decoder pair "
+                         f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+    prefix = encoder_file.name.rsplit("_encoder", 1)[0]
+    fam = get_family(family) if family else guess_family(prefix, channels)
+    return LatentModel(vae, fam, f"vae_approx:{prefix}", device, dtype)
+
+
+def _vae_approx_pair(path: Path, family: str | None) -> tuple[Path, Path]:
+    if path.is_dir():
+        prefix = get_family(family or "sd1").vae_approx_prefix
+        candidates = [path / f"{prefix}_encoder{ext}" for ext in (".safetensors", ".pth")]
+        found = [c for c in candidates if c.is_file()]
+        if not found:
+            raise ModelError(f"{path}: no {prefix}_encoder.safetensors or .pth here (family {family or 'sd1'})")
+        path = found[0]
+    if not path.is_file():
+        raise ModelError(f"model file {path} not found; pass --model with a diffusers folder, a hub id, or a "
+                         "vae_approx taesd_encoder file")
+    if "_encoder" in path.name:
+        encoder, decoder = path, path.with_name(path.name.replace("_encoder", "_decoder"))
+    elif "_decoder" in path.name:
+        encoder, decoder = path.with_name(path.name.replace("_decoder", "_encoder")), path
+    else:
+        raise ModelError(f"{path}: expected a *_encoder or *_decoder file from a vae_approx folder")
+    for f in (encoder, decoder):
+        if not f.is_file():
+            raise ModelError(f"{f} not found: sdfs needs both the _encoder and the _decoder file")
+    return encoder, decoder
+
+
+def _layer_index(key: str) -> tuple[int, str]:
+    head = key.split(".", 1)[0]
+    return (int(head) if head.isdigit() else -1, key)
+
+
+def _decoder_key(key: str) -> str:
+    head, rest = key.split(".", 1)
+    return f"decoder.layers.{int(head) - 1}.{rest}"
+
+
+def _load_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            return load_file(str(path))
+        return torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ModelError(f"{path}: cannot read weights: {exc}") from exc

@@ -1,0 +1,207 @@
+"""Latent quantisers: latent (C, h, w) float -> integer symbol planes plus a small parameter table.
+
+* ``uniform``: per-channel scalar quantisation at B bits over the channel's range.
+* ``palette``: the seed's method, N latent vectors chosen per image (k-means) with
+  Floyd-Steinberg dithering on the latent grid; symbols are palette indices.
+
+Parameters are kept as float16 so that the stored bytes and the decoder's view agree exactly.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+UNIFORM, PALETTE = 1, 2
+KIND_NAMES = {UNIFORM: "uniform", PALETTE: "palette"}
+
+
+class QuantError(ValueError):
+    pass
+
+
+@dataclass
+class QuantizedLatent:
+    """Integer symbols (planes, h, w) with alphabet ``levels`` and the table that maps them back."""
+
+    kind: int
+    levels: int
+    symbols: np.ndarray  # int32 (planes, h, w)
+    table: np.ndarray  # float16: uniform (C, 2) = [low, high]; palette (N, C)
+
+    @property
+    def name(self) -> str:
+        return KIND_NAMES[self.kind]
+
+    def dequantize(self) -> np.ndarray:
+        """The latent (C, h, w) float32 this decodes to."""
+        table = self.table.astype(np.float32)
+        if self.kind == UNIFORM:
+            low, step = uniform_grid(table, self.levels)
+            return (low[:, None, None] + self.symbols.astype(np.float32) * step[:, None, None]).astype(np.float32)
+        return np.ascontiguousarray(table[self.symbols[0]].transpose(2, 0, 1))
+
+    def params_bytes(self) -> bytes:
+        return struct.pack("<BHH", self.kind, self.levels, self.table.shape[0]) + self.table.astype("<f2").tobytes()
+
+    @staticmethod
+    def parse_params(data: bytes, channels: int) -> tuple[int, int, np.ndarray]:
+        """Inverse of params_bytes; returns (kind, levels, table). Raises QuantError on nonsense."""
+        if len(data) < 5:
+            raise QuantError("quantiser parameters truncated")
+        kind, levels, rows = struct.unpack_from("<BHH", data)
+        cols = 2 if kind == UNIFORM else channels
+        if kind not in KIND_NAMES:
+            raise QuantError(f"unknown quantiser kind {kind}")
+        if kind == UNIFORM and (rows != channels or not 2 <= levels <= 256):
+            raise QuantError(f"uniform quantiser with {rows} rows for {channels} channels, {levels} levels")
+        if kind == PALETTE and (rows != levels or not 2 <= levels <= 4096):
+            raise QuantError(f"palette of {rows} entries for {levels} levels")
+        if len(data) != 5 + rows * cols * 2:
+            raise QuantError("quantiser parameter table has the wrong length")
+        table = np.frombuffer(data, "<f2", offset=5).reshape(rows, cols).astype(np.float16)
+        if not np.isfinite(table).all():
+            raise QuantError("quantiser parameter table holds non-finite values")
+        return kind, levels, table
+
+
+def uniform_grid(table: np.ndarray, levels: int) -> tuple[np.ndarray, np.ndarray]:
+    low = table[:, 0].astype(np.float32)
+    step = (table[:, 1].astype(np.float32) - low) / np.float32(levels - 1)
+    return low, np.maximum(step, np.float32(1e-6))
+
+
+class UniformQuantizer:
+    """Per-channel uniform scalar quantiser at ``bits`` bits."""
+
+    kind = UNIFORM
+
+    def __init__(self, bits: int = 6) -> None:
+        if not 2 <= bits <= 8:
+            raise QuantError(f"bits must be 2..8, not {bits}")
+        self.bits = bits
+        self.levels = 1 << bits
+
+    def quantize(self, latent: np.ndarray) -> QuantizedLatent:
+        flat = latent.reshape(latent.shape[0], -1)
+        low, high = flat.min(axis=1), flat.max(axis=1)
+        high = np.where(high - low < 1e-3, low + 1e-3, high)
+        table = np.stack([low, high], axis=1).astype(np.float16)
+        q = QuantizedLatent(UNIFORM, self.levels, np.zeros((1,), np.int32), table)
+        q.symbols = self.symbols_for(latent, q)
+        return q
+
+    def symbols_for(self, latent: np.ndarray, q: QuantizedLatent) -> np.ndarray:
+        low, step = uniform_grid(q.table, q.levels)
+        codes = (latent - low[:, None, None]) / step[:, None, None]
+        return np.clip(np.rint(codes), 0, q.levels - 1).astype(np.int32)
+
+
+class PaletteQuantizer:
+    """A per-image palette of latent vectors with Floyd-Steinberg dithering (Bühlmann's method)."""
+
+    kind = PALETTE
+
+    def __init__(self, size: int = 256, dither: bool = True, seed: int = 0, iterations: int = 12) -> None:
+        if not 2 <= size <= 4096:
+            raise QuantError(f"palette size must be 2..4096, not {size}")
+        self.size = size
+        self.dither = dither
+        self.seed = seed
+        self.iterations = iterations
+
+    def quantize(self, latent: np.ndarray) -> QuantizedLatent:
+        channels = latent.shape[0]
+        vectors = latent.reshape(channels, -1).T.astype(np.float32)
+        palette = _sort_by_principal_axis(_kmeans(vectors, self.size, self.seed, self.iterations))
+        palette = palette.astype(np.float16)
+        indices = _dither(latent, palette.astype(np.float32)) if self.dither else _nearest(vectors, palette.astype(np.float32))
+        symbols = indices.reshape(1, *latent.shape[1:]).astype(np.int32)
+        return QuantizedLatent(PALETTE, len(palette), symbols, palette)
+
+
+def _kmeans(vectors: np.ndarray, k: int, seed: int, iterations: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    if len(vectors) > 65536:
+        vectors = vectors[rng.choice(len(vectors), 65536, replace=False)]
+    unique = np.unique(vectors, axis=0)
+    if len(unique) <= k:
+        return np.concatenate([unique, np.repeat(unique[-1:], k - len(unique), axis=0)])
+    centres = _kmeans_plus_plus(vectors, k, rng)
+    for _ in range(iterations):
+        assign = _nearest(vectors, centres)
+        sums = np.zeros_like(centres)
+        np.add.at(sums, assign, vectors)
+        counts = np.bincount(assign, minlength=k)
+        empty = counts == 0
+        centres = np.where(empty[:, None], centres, sums / np.maximum(counts, 1)[:, None])
+    return centres
+
+
+def _kmeans_plus_plus(vectors: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    centres = [vectors[rng.integers(len(vectors))]]
+    dist = ((vectors - centres[0]) ** 2).sum(1)
+    for _ in range(1, k):
+        total = dist.sum()
+        pick = rng.choice(len(vectors), p=dist / total) if total > 0 else rng.integers(len(vectors))
+        centres.append(vectors[pick])
+        dist = np.minimum(dist, ((vectors - vectors[pick]) ** 2).sum(1))
+    return np.stack(centres).astype(np.float32)
+
+
+def _sort_by_principal_axis(palette: np.ndarray) -> np.ndarray:
+    """Order entries along the first principal axis so that indices are roughly ordinal."""
+    centred = palette - palette.mean(0)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    axis = vt[0] * (1.0 if vt[0].sum() >= 0 else -1.0)
+    return palette[np.argsort(centred @ axis, kind="stable")]
+
+
+def _nearest(vectors: np.ndarray, palette: np.ndarray) -> np.ndarray:
+    out = np.empty(len(vectors), np.int64)
+    norms = (palette**2).sum(1)
+    for start in range(0, len(vectors), 16384):
+        chunk = vectors[start:start + 16384]
+        out[start:start + 16384] = np.argmin(norms[None, :] - 2 * chunk @ palette.T, axis=1)
+    return out
+
+
+def _dither(latent: np.ndarray, palette: np.ndarray) -> np.ndarray:
+    """Floyd-Steinberg error diffusion over the latent grid, raster order."""
+    channels, height, width = latent.shape
+    work = latent.transpose(1, 2, 0).astype(np.float64).copy()
+    pal = palette.astype(np.float64)
+    out = np.empty((height, width), np.int64)
+    for y in range(height):
+        row = work[y]
+        for x in range(width):
+            value = row[x]
+            idx = int(np.argmin(((pal - value) ** 2).sum(1)))
+            out[y, x] = idx
+            err = value - pal[idx]
+            if x + 1 < width:
+                row[x + 1] += err * (7 / 16)
+            if y + 1 < height:
+                below = work[y + 1]
+                if x > 0:
+                    below[x - 1] += err * (3 / 16)
+                below[x] += err * (5 / 16)
+                if x + 1 < width:
+                    below[x + 1] += err * (1 / 16)
+    return out.reshape(-1)
+
+
+def make_quantizer(name: str, bits: int = 6, palette_size: int = 256, seed: int = 0):
+    if name == "uniform":
+        return UniformQuantizer(bits)
+    if name == "palette":
+        return PaletteQuantizer(palette_size, seed=seed)
+    raise QuantError(f"unknown quantiser {name!r} (uniform or palette)")
+
+
+def straight_through_round(x: torch.Tensor) -> torch.Tensor:
+    """Round in the forward pass, identity gradient in the backward pass."""
+    return x + (torch.round(x) - x).detach()
