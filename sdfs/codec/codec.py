@@ -14,7 +14,7 @@ from PIL import Image
 
 from . import entropy
 from .container import Blob, ContainerError
-from .images import DEFAULT_MAX_PIXELS, ImageData, pad_to_multiple, read_image, rgb_to_grey
+from .images import DEFAULT_MAX_PIXELS, ImageData, pad_offsets, pad_to_multiple, padded_size, read_image, rgb_to_grey
 from .models import DEFAULT_MODEL, LatentModel, load_model
 from .optimize import RefineReport, refine, steps_for_effort
 from .quant import QuantError, QuantizedLatent, make_quantizer
@@ -23,6 +23,7 @@ from .tiling import run_tiled
 log = logging.getLogger(__name__)
 
 ImageInput = ImageData | bytes | str | Path
+MIN_SIDE = 64  # pixels: smaller images are mirrored up to this, since a 1x1 latent decodes poorly
 
 
 class CodecError(ValueError):
@@ -83,7 +84,7 @@ class Codec:
     def encode_batch(self, images: Sequence[ImageInput]) -> list[bytes]:
         """Encode several images, running the encoder on same-shaped ones together."""
         loaded = [self._load(img) for img in images]
-        padded = [self._to_tensor(pad_to_multiple(img.rgb(), self.model.factor)[0]) for img in loaded]
+        padded = [self._to_tensor(pad_to_multiple(img.rgb(), self.model.factor, MIN_SIDE)[0]) for img in loaded]
         latents = self._encode_tensors(padded)
         self.last_reports = []
         return [self._finish_encode(img, x, z) for img, x, z in zip(loaded, padded, latents)]
@@ -128,7 +129,7 @@ class Codec:
         device = self.model.device
         weight = None
         if img.alpha is not None:
-            alpha = pad_to_multiple(img.alpha[:, :, None], self.model.factor)[0][:, :, 0]
+            alpha = pad_to_multiple(img.alpha, self.model.factor, MIN_SIDE)[0]
             weight = (0.05 + 0.95 * torch.from_numpy(alpha).float() / 255.0)[None, None].to(device)
         q, report = refine(q, latent, x.to(device), weight, self.model.decode_with_grad(), self.model.factor,
                            self.steps, seed=self.config.seed)
@@ -157,8 +158,8 @@ class Codec:
         if blob.channels != self.model.channels:
             raise CodecError(f"blob has {blob.channels} latent channels, the model expects {self.model.channels}")
         factor = self.model.factor
-        if blob.latent_height * factor < blob.height or blob.latent_width * factor < blob.width \
-                or (blob.latent_height - 1) * factor >= blob.height or (blob.latent_width - 1) * factor >= blob.width:
+        expected = tuple(padded_size(side, factor, MIN_SIDE) // factor for side in (blob.height, blob.width))
+        if (blob.latent_height, blob.latent_width) != expected:
             raise CodecError(f"latent {blob.latent_height}x{blob.latent_width} does not match image "
                              f"{blob.width}x{blob.height}")
         return blob
@@ -189,7 +190,9 @@ class Codec:
         return out
 
     def _finish_decode(self, blob: Blob, image: torch.Tensor) -> ImageData:
-        rgb = ((image[0, :, :blob.height, :blob.width] + 1) * 127.5).round().clamp(0, 255).byte()
+        top, left, _, _ = pad_offsets(blob.height, blob.width, self.model.factor, MIN_SIDE)
+        crop = image[0, :, top:top + blob.height, left:left + blob.width]
+        rgb = ((crop + 1) * 127.5).round().clamp(0, 255).byte()
         pixels = rgb.permute(1, 2, 0).contiguous().numpy()
         if blob.mode == "L":
             pixels = rgb_to_grey(pixels)

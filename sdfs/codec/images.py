@@ -193,10 +193,27 @@ def rgb_to_grey(rgb: np.ndarray) -> np.ndarray:
     return np.clip(rgb.astype(np.float32) @ weights + 0.5, 0, 255).astype(np.uint8)
 
 
-def pad_to_multiple(pixels: np.ndarray, factor: int) -> tuple[np.ndarray, int, int]:
-    """Pad (H, W, C) at bottom/right to a multiple of ``factor`` by mirroring; returns pads."""
-    height, width = pixels.shape[:2]
-    pad_h, pad_w = (-height) % factor, (-width) % factor
-    if pad_h or pad_w:
-        pixels = np.pad(pixels, ((0, pad_h), (0, pad_w)) + ((0, 0),) * (pixels.ndim - 2), mode="symmetric")
-    return pixels, pad_h, pad_w
+def padded_size(size: int, factor: int, minimum: int) -> int:
+    """The side the model sees: a multiple of ``factor``, at least ``minimum`` (tiny latents decode badly)."""
+    return max(-(-size // factor) * factor, minimum)
+
+
+def pad_to_multiple(pixels: np.ndarray, factor: int, minimum: int = 64) -> tuple[np.ndarray, int, int]:
+    """Mirror-pad (H, W, ...) to a multiple of ``factor`` (and ``minimum``), centred.
+
+    Returns the padded array and the (top, left) offset of the original; ``pad_offsets``
+    recomputes the offset from the sizes alone. Centring keeps small images away from the
+    corners, where the decoder is weakest.
+    """
+    top, left, height, width = pad_offsets(*pixels.shape[:2], factor, minimum)
+    bottom, right = height - pixels.shape[0] - top, width - pixels.shape[1] - left
+    if top or left or bottom or right:
+        pads = ((top, bottom), (left, right)) + ((0, 0),) * (pixels.ndim - 2)
+        pixels = np.pad(pixels, pads, mode="symmetric")
+    return pixels, top, left
+
+
+def pad_offsets(height: int, width: int, factor: int, minimum: int) -> tuple[int, int, int, int]:
+    """(top, left, padded height, padded width) for an image of height x width."""
+    padded_h, padded_w = padded_size(height, factor, minimum), padded_size(width, factor, minimum)
+    return (padded_h - height) // 2, (padded_w - width) // 2, padded_h, padded_w

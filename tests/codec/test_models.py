@@ -1,0 +1,112 @@
+from pathlib import Path
+
+import pytest
+import torch
+
+from sdfs.codec import FAMILIES, ModelError, load_model
+from sdfs.codec.models import LatentModel
+from tests.conftest import VAE_APPROX
+
+
+def _image(size=64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(1, 3, size, size, generator=g) * 2 - 1
+
+
+def test_hub_id_loads_offline_with_family(taesd):
+    assert taesd.family.name == "sd1" and taesd.channels == 4 and taesd.model_id == "madebyollin/taesd"
+    z = taesd.encode(_image())
+    assert z.shape == (1, 4, 8, 8)
+    assert taesd.decode(z).shape == (1, 3, 64, 64)
+
+
+@pytest.mark.parametrize("hub_id, family, channels", [("madebyollin/taesdxl", "sdxl", 4), ("madebyollin/taesd3", "sd3", 16)])
+def test_other_families_from_hub(hub_id, family, channels):
+    model = load_model(hub_id, device="cpu")
+    assert model.family.name == family
+    assert model.encode(_image(32)).shape == (1, channels, 4, 4)
+
+
+def test_vae_approx_pair_matches_hub_model(taesd):
+    model = load_model(str(VAE_APPROX / "taesd_encoder.safetensors"), device="cpu")
+    assert model.family.name == "sd1" and model.model_id == "vae_approx:taesd"
+    x = _image()
+    # the vae_approx files are bf16 copies of the same weights
+    assert torch.allclose(model.encode(x), taesd.encode(x), atol=0.1)
+    by_folder = load_model(str(VAE_APPROX), family="sd3", device="cpu")
+    assert by_folder.family.name == "sd3" and by_folder.channels == 16
+
+
+def test_vae_approx_pth_files(tmp_path, taesd):
+    from safetensors.torch import load_file
+
+    for part in ("encoder", "decoder"):
+        torch.save(load_file(str(VAE_APPROX / f"taesd_{part}.safetensors")), tmp_path / f"taesd_{part}.pth")
+    model = load_model(str(tmp_path / "taesd_decoder.pth"), device="cpu")
+    z = taesd.encode(_image())
+    assert torch.allclose(model.decode(z), taesd.decode(z), atol=0.1)
+
+
+def test_missing_hub_model_names_it_and_says_how():
+    with pytest.raises(ModelError) as err:
+        load_model("nobody/no-such-vae", device="cpu")
+    message = str(err.value)
+    assert "nobody/no-such-vae" in message and "HF_HUB_OFFLINE" in message and "--model" in message
+
+
+def test_missing_vae_approx_partner(tmp_path):
+    (tmp_path / "taesd_encoder.safetensors").write_bytes(b"")
+    with pytest.raises(ModelError, match="taesd_decoder"):
+        load_model(str(tmp_path / "taesd_encoder.safetensors"), device="cpu")
+
+
+def _tiny_kl(scaling: float, shift: float | None = None):
+    from diffusers import AutoencoderKL
+
+    torch.manual_seed(0)
+    return AutoencoderKL(block_out_channels=(8, 16), down_block_types=("DownEncoderBlock2D",) * 2,
+                         up_block_types=("UpDecoderBlock2D",) * 2, latent_channels=4, norm_num_groups=4,
+                         layers_per_block=1, scaling_factor=scaling, shift_factor=shift).eval()
+
+
+def test_kl_latents_are_converted_to_diffusion_space(tmp_path):
+    """A tiny random AutoencoderKL, saved and loaded like a real one: TAESD-space in and out."""
+    vae = _tiny_kl(0.18215)
+    vae.save_pretrained(tmp_path / "sd-vae-tiny")
+    model = load_model(str(tmp_path / "sd-vae-tiny"), family="sd1", device="cpu")
+    assert model.is_kl and model.family is FAMILIES["sd1"]
+    # the tiny model downsamples by 2, not 8; the conversions are what is under test
+    x = _image(32)
+    with torch.no_grad():
+        raw = vae.encode(x).latent_dist.mode()
+        assert torch.allclose(model.encode(x), raw * 0.18215, atol=1e-5)
+        z = torch.randn(1, 4, 16, 16)
+        assert torch.allclose(model.decode(z), vae.decode(z / 0.18215).sample.clamp(-1, 1), atol=1e-5)
+
+
+def test_taesd_latent_decodes_with_kl_decoder_and_back(taesd):
+    """Cross-decoding: TAESD-encoded latents go through the KL decoder's scaling and the other way round."""
+    vae = _tiny_kl(0.18215)
+    kl = LatentModel(vae, FAMILIES["sd1"], "tiny-kl", torch.device("cpu"))
+    z_taesd = taesd.encode(_image(64))
+    pixels = kl.decode(z_taesd)
+    with torch.no_grad():
+        assert torch.allclose(pixels, vae.decode(z_taesd / 0.18215).sample.clamp(-1, 1), atol=1e-5)
+    z_kl = kl.encode(_image(64))
+    assert taesd.decode(z_kl).shape == (1, 3, z_kl.shape[2] * 8, z_kl.shape[3] * 8)
+
+
+def test_sd3_shift_is_applied():
+    vae = _tiny_kl(1.5305, 0.0609)
+    kl = LatentModel(vae, FAMILIES["sd3"].__class__("sd3", 4, 8, 1.5305, 0.0609, "taesd3"), "tiny", torch.device("cpu"))
+    x = _image(32)
+    with torch.no_grad():
+        raw = vae.encode(x).latent_dist.mode()
+    assert torch.allclose(kl.encode(x), (raw - 0.0609) * 1.5305, atol=1e-5)
+
+
+def test_auto_device_is_cpu_here():
+    from sdfs.codec.models import pick_device
+
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert pick_device("auto").type in (expected, "mps")
