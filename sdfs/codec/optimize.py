@@ -96,7 +96,7 @@ def _refine_codes(codes, low, step, levels, target, weight, decoder, steps, lr):
         rounded = straight_through_round(variable.clamp(0, levels - 1))
         latent = low[:, None, None] + rounded * step[:, None, None]
         loss = _weighted_mse(decoder(latent[None]), target, weight)
-        value = float(loss)
+        value = float(loss.detach())
         first_loss = value if first_loss is None else first_loss
         if value < best_loss:
             best_loss, best_symbols = value, rounded.detach().cpu().numpy().astype(np.int32)
@@ -115,7 +115,7 @@ def _refine_palette(q, target, weight, decoder, steps, lr):
         stored = palette + (palette.half().float() - palette).detach()  # what float16 storage will keep
         latent = stored[indices].permute(2, 0, 1)
         loss = _weighted_mse(decoder(latent[None]), target, weight)
-        value = float(loss)
+        value = float(loss.detach())
         first_loss = value if first_loss is None else first_loss
         if value < best_loss:
             best_loss, best_table = value, palette.detach().cpu().numpy().astype(np.float16)

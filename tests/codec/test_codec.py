@@ -1,0 +1,63 @@
+import numpy as np
+import pytest
+
+from sdfs.codec import Codec, CodecConfig, CodecError, load_model
+from sdfs.codec.images import ImageData
+from tests.conftest import psnr
+
+
+@pytest.fixture(scope="module")
+def codec(taesd):
+    return Codec(taesd, CodecConfig(bits=5))
+
+
+def test_roundtrip_quality_and_size(codec, kodak_crop):
+    data = codec.encode(kodak_crop)
+    out = codec.decode(data)
+    assert out.pixels.shape == kodak_crop.pixels.shape
+    assert psnr(out.pixels, kodak_crop.pixels) > 24
+    assert len(data) * 8 / (kodak_crop.width * kodak_crop.height) < 0.5
+
+
+def test_decoding_twice_gives_identical_pixels(codec, kodak_crop):
+    data = codec.encode(kodak_crop)
+    assert np.array_equal(codec.decode(data).pixels, codec.decode(data).pixels)
+
+
+def test_encoding_is_deterministic(codec, kodak_crop):
+    assert codec.encode(kodak_crop) == codec.encode(kodak_crop)
+
+
+def test_batch_matches_single(codec, kodak_crop):
+    other = ImageData(np.ascontiguousarray(kodak_crop.pixels[:, ::-1]))
+    odd = ImageData(np.ascontiguousarray(kodak_crop.pixels[:77, :91]))
+    blobs = codec.encode_batch([kodak_crop, other, odd])
+    assert blobs[2] == codec.encode(odd)
+    decoded = codec.decode_batch(blobs)
+    for blob, image in zip(blobs, decoded):
+        assert np.abs(image.pixels.astype(int) - codec.decode(blob).pixels.astype(int)).max() <= 1
+
+
+def test_info_reads_the_header(codec, kodak_crop):
+    info = Codec.info(codec.encode(kodak_crop))
+    assert (info.width, info.height, info.mode, info.family) == (192, 128, "RGB", "sd1")
+    assert info.quantizer == "uniform" and info.levels == 32 and info.latent_shape == (4, 16, 24)
+
+
+@pytest.mark.parametrize("config", [dict(quantizer="palette", palette_size=64), dict(bits=3), dict(bits=8),
+                                    dict(coder=2)])
+def test_settings_roundtrip(taesd, kodak_crop, config):
+    codec = Codec(taesd, CodecConfig(**config))
+    assert psnr(codec.decode(codec.encode(kodak_crop)).pixels, kodak_crop.pixels) > 20
+
+
+def test_store_made_with_one_family_is_refused_by_another(codec, kodak_crop):
+    sd3 = Codec(load_model("madebyollin/taesd3", device="cpu"))
+    with pytest.raises(CodecError, match="sd1 latents.*reads sd3"):
+        sd3.decode(codec.encode(kodak_crop))
+
+
+def test_sdxl_and_sd3_roundtrip(kodak_crop):
+    for hub_id in ("madebyollin/taesdxl", "madebyollin/taesd3"):
+        codec = Codec(load_model(hub_id, device="cpu"))
+        assert psnr(codec.decode(codec.encode(kodak_crop)).pixels, kodak_crop.pixels) > 22

@@ -1,0 +1,124 @@
+"""The blob parser refuses every malformed or forged input with ContainerError: no crash, no hang."""
+
+import struct
+import zlib
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from sdfs.codec import Codec, CodecConfig, CodecError
+from sdfs.codec.container import MAGIC, Blob, ContainerError
+
+
+def sample_blob(**overrides) -> Blob:
+    fields = dict(family="sd1", encoder="madebyollin/taesd", width=100, height=60, mode="RGB", latent_height=8,
+                  latent_width=13, channels=4, quantizer=b"\x01\x20\x00\x04\x00" + b"\x00" * 16, coder=1,
+                  payload=b"\x01\x02\x03", icc=b"icc", exif=b"Exif")
+    fields.update(overrides)
+    return Blob(**fields)
+
+
+def with_crc(body: bytes) -> bytes:
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
+def test_roundtrip_keeps_every_field():
+    blob = sample_blob(alpha=b"\x89PNG", extras={"k": "v"})
+    assert Blob.from_bytes(blob.to_bytes()) == blob
+
+
+@pytest.mark.parametrize("data, message", [
+    (b"", "too short"),
+    (b"PNG\x1a\x01\x00\x00\x00\x00", "bad magic"),
+    (MAGIC + b"\x09" + b"\x00" * 4, "version"),
+    (MAGIC + b"\x01" + b"\x00" * 4, "checksum"),
+])
+def test_header_errors_are_named(data, message):
+    with pytest.raises(ContainerError, match=message):
+        Blob.from_bytes(data)
+
+
+def test_checksum_catches_any_flipped_bit():
+    data = bytearray(sample_blob().to_bytes())
+    for i in range(5, len(data)):
+        for bit in (0, 7):
+            flipped = bytes(data[:i]) + bytes([data[i] ^ (1 << bit)]) + bytes(data[i + 1:])
+            with pytest.raises(ContainerError):
+                Blob.from_bytes(flipped)
+
+
+def test_forged_sizes_and_lengths_are_refused():
+    body = sample_blob().to_bytes()[:-4]
+    with pytest.raises(ContainerError, match="past the end"):
+        Blob.from_bytes(with_crc(body + b"\x0b\xff\xff\xff\x7f"))  # a 268 MB payload field that is not there
+    with pytest.raises(ContainerError, match="implausible"):
+        Blob.from_bytes(sample_blob(width=1 << 30).to_bytes())
+    with pytest.raises(ContainerError, match="pixel limit"):
+        Blob.from_bytes(sample_blob(width=40000, height=40000, latent_width=5000, latent_height=5000).to_bytes(),
+                        max_pixels=10**8)
+    with pytest.raises(ContainerError, match="twice"):
+        Blob.from_bytes(with_crc(body + b"\x01\x03sd1"))
+    with pytest.raises(ContainerError, match="unknown field"):
+        Blob.from_bytes(with_crc(body + b"\x63\x00"))
+    with pytest.raises(ContainerError, match="missing"):
+        Blob.from_bytes(with_crc(MAGIC + b"\x01"))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=200))
+def test_random_bytes_never_crash(data):
+    try:
+        Blob.from_bytes(data)
+    except ContainerError:
+        pass
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 20), st.binary(max_size=12)), max_size=16))
+def test_forged_field_lists_with_valid_checksum(fields):
+    body = bytearray(MAGIC + b"\x01")
+    for tag, value in fields:
+        body += bytes([tag, len(value)]) + value
+    try:
+        Blob.from_bytes(with_crc(bytes(body)))
+    except ContainerError:
+        pass
+
+
+@pytest.fixture(scope="module")
+def small_codec(taesd):
+    return Codec(taesd, CodecConfig(max_pixels=256 * 256))
+
+
+@pytest.fixture(scope="module")
+def real_blob(small_codec, kodak_crop):
+    return small_codec.encode(kodak_crop)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.data())
+def test_forged_blobs_through_the_codec_raise_codec_error(small_codec, real_blob, data):
+    """Mutate fields of a real blob, re-sign it, and decode: a CodecError or an image, never anything else."""
+    blob = Blob.from_bytes(real_blob)
+    field = data.draw(st.sampled_from(["width", "height", "latent_height", "latent_width", "channels", "quantizer",
+                                       "coder", "payload", "alpha", "family", "mode"]))
+    if field in ("width", "height", "latent_height", "latent_width", "channels", "coder"):
+        setattr(blob, field, data.draw(st.integers(0, 2**32 - 1)))
+    elif field in ("quantizer", "payload", "alpha"):
+        original = getattr(blob, field) or b""
+        cut = data.draw(st.integers(0, len(original)))
+        setattr(blob, field, original[:cut] + data.draw(st.binary(max_size=8)))
+    elif field == "family":
+        blob.family = data.draw(st.sampled_from(["sd3", "sdxl", "", "x" * 300]))
+    else:
+        blob.mode = "L"
+    try:
+        encoded = blob.to_bytes()
+    except (struct.error, KeyError):
+        return  # not representable in the format at all
+    try:
+        image = small_codec.decode(encoded)
+    except CodecError:
+        return
+    assert image.width * image.height <= 256 * 256
