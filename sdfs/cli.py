@@ -61,8 +61,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _user_errors() -> tuple[type[BaseException], ...]:
     """Imported lazily so that ``sdfs --help`` does not load torch."""
     from .codec import CodecError, ImageError, ModelError
+    from .mount import MountError
+    from .store import StoreError
 
-    return (ModelError, CodecError, ImageError, FileNotFoundError, PermissionError, IsADirectoryError)
+    return (ModelError, CodecError, ImageError, MountError, StoreError, ValueError, FileNotFoundError,
+            PermissionError, IsADirectoryError)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -93,18 +96,36 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("inputs", nargs="+", type=Path)
     info.set_defaults(run=run_info)
 
-    for p in (parser, enc, dec, info):
+    mnt = sub.add_parser("mount", help="mount a store (created if new) at a mount point")
+    mnt.add_argument("store", help="store directory (one LMDB environment)")
+    mnt.add_argument("mountpoint")
+    mnt.add_argument("-f", "--foreground", action="store_true", help="stay in the foreground (default: daemonise)")
+    mnt.add_argument("--cache-size", type=_size, default="512M", help="bytes of rendered files kept in memory")
+    mnt.add_argument("--keep-originals", action="store_true", help="keep each original file beside its latent")
+    mnt.add_argument("-o", dest="options", default="", help="comma-separated: ro, allow_other")
+    mnt.add_argument("--log", type=Path, help="daemon log file (default STORE/sdfs.log)")
+    mnt.add_argument("--bits", type=int, help="codec settings for a new store (see encode)")
+    mnt.add_argument("--quantizer", choices=("uniform", "palette"))
+    mnt.add_argument("--effort", type=int, choices=range(5))
+    _add_model_options(mnt, model_default=None)
+    mnt.set_defaults(run=run_mount)
+
+    umnt = sub.add_parser("umount", help="unmount cleanly (also recovers a mount whose daemon died)")
+    umnt.add_argument("mountpoint")
+    umnt.set_defaults(run=run_umount)
+
+    for p in (parser, enc, dec, info, mnt, umnt):
         p.add_argument("-v", "--verbose", action="count", default=0)
         p.add_argument("-q", "--quiet", action="count", default=0)
     return parser
 
 
-def _add_model_options(p: argparse.ArgumentParser) -> None:
+def _add_model_options(p: argparse.ArgumentParser, model_default: str | None = "madebyollin/taesd") -> None:
     from .codec.images import DEFAULT_MAX_PIXELS
-    from .codec.models import DEFAULT_MODEL
 
-    p.add_argument("--model", default=DEFAULT_MODEL,
-                   help="hub id, diffusers folder, or vae_approx encoder/decoder file (default %(default)s)")
+    p.add_argument("--model", default=model_default,
+                   help="hub id, diffusers folder, or vae_approx encoder/decoder file (default madebyollin/taesd, "
+                        "or the store's own model)")
     p.add_argument("--family", choices=("sd1", "sdxl", "sd3"), help="latent family, when the model name does not say")
     p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps")
     p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="refuse larger images (bomb guard)")
@@ -271,6 +292,38 @@ def _fail(tally: Tally, path: Path, exc: BaseException) -> None:
 def _finish(tally: Tally, verb: str) -> int:
     print(tally.summary(verb), file=sys.stderr)
     return 1 if tally.failures else 0
+
+
+def _size(text: str) -> int:
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    text = text.strip().upper().rstrip("B")
+    if text and text[-1] in units:
+        return int(float(text[:-1]) * units[text[-1]])
+    return int(text)
+
+
+def run_mount(args) -> int:
+    from .mount import daemonise, serve
+
+    options = {o.strip() for o in args.options.split(",") if o.strip()}
+    unknown = options - {"ro", "allow_other", "rw"}
+    if unknown:
+        raise ValueError(f"unknown mount option(s): {', '.join(sorted(unknown))}")
+    if not args.foreground:
+        argv = [a for a in sys.argv[1:] if a not in ("-f", "--foreground")]
+        return daemonise(argv, args.store, args.mountpoint, args.log or Path(args.store) / "sdfs.log")
+    serve(args.store, args.mountpoint, args.model, args.device, args.family, args.cache_size, args.keep_originals,
+          readonly="ro" in options, allow_other="allow_other" in options,
+          codec_config={"bits": args.bits, "quantizer": args.quantizer, "effort": args.effort,
+                        "max_pixels": args.max_pixels})
+    return 0
+
+
+def run_umount(args) -> int:
+    from .mount import unmount
+
+    unmount(args.mountpoint)
+    return 0
 
 
 def run_info(args) -> int:

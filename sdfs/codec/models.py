@@ -171,7 +171,10 @@ def load_model(spec: str = DEFAULT_MODEL, device: str = "auto", family: str | No
     else:
         vae, name = _load_diffusers(spec), spec
     fam = get_family(family) if family else _family_of(vae, name)
-    return LatentModel(vae, fam, name if not path.is_dir() else f"{path.name}", dev, dtype)
+    channels = int(vae.config.latent_channels)
+    if channels != fam.channels:
+        raise ModelError(f"{spec} makes {channels}-channel latents; family {fam.name} has {fam.channels}")
+    return LatentModel(vae, fam, name, dev, dtype)
 
 
 def _looks_like_path(spec: str) -> bool:
@@ -242,6 +245,8 @@ def _load_vae_approx(path: Path, device: torch.device, family: str | None,
                          f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
     prefix = encoder_file.name.rsplit("_encoder", 1)[0]
     fam = get_family(family) if family else guess_family(prefix, channels)
+    if channels != fam.channels:
+        raise ModelError(f"{encoder_file}: {channels}-channel latents; family {fam.name} has {fam.channels}")
     return LatentModel(vae, fam, f"vae_approx:{prefix}", device, dtype)
 
 

@@ -1,0 +1,271 @@
+"""What a mounted store runs besides FUSE: ingest, the background encoder, decodes and their cache."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from .codec import Codec, ImageData, ImageError, read_image
+from .png import metadata_chunks, png_size, render_png
+from .store import LATENT, METADATA, ORIGINAL, Inode, Store
+
+log = logging.getLogger(__name__)
+
+MIN_IMAGE_SIDE = 32  # smaller images (icons) are kept byte-exact: a latent would be larger and worse
+
+
+class _Changed(Exception):
+    """The file changed (or was encoded) between reading its inode and its content."""
+
+
+class RenderCache:
+    """LRU of rendered files, bounded in bytes. The newest entry is kept even if it alone is too big."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._items: OrderedDict[tuple, bytes] = OrderedDict()
+        self._size = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple) -> bytes | None:
+        with self._lock:
+            value = self._items.get(key)
+            if value is not None:
+                self._items.move_to_end(key)
+            return value
+
+    def put(self, key: tuple, value: bytes) -> None:
+        with self._lock:
+            old = self._items.pop(key, None)
+            if old is not None:
+                self._size -= len(old)
+            self._items[key] = value
+            self._size += len(value)
+            while self._size > self.capacity and len(self._items) > 1:
+                _, evicted = self._items.popitem(last=False)
+                self._size -= len(evicted)
+
+    def drop(self, ino: int) -> None:
+        with self._lock:
+            for key in [k for k in self._items if k[0] == ino]:
+                self._size -= len(self._items.pop(key))
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+
+class DeviceLock:
+    """One user of the model at a time; interactive decodes go before background encodes."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._busy = False
+        self._interactive_waiting = 0
+
+    @contextmanager
+    def hold(self, interactive: bool):
+        with self._cond:
+            if interactive:
+                self._interactive_waiting += 1
+            while self._busy or (not interactive and self._interactive_waiting):
+                self._cond.wait()
+            if interactive:
+                self._interactive_waiting -= 1
+            self._busy = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._busy = False
+                self._cond.notify_all()
+
+
+@dataclass
+class ServiceStats:
+    decodes: int = 0
+    renders: int = 0
+    encodes: int = 0
+    encode_failures: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+class Service:
+    """Ingest of closed files, the background encode queue, and rendering for reads."""
+
+    def __init__(self, store: Store, codec: Codec, cache_size: int = 512 << 20, keep_originals: bool = False,
+                 batch_size: int = 4) -> None:
+        self.store = store
+        self.codec = codec
+        self.cache = RenderCache(cache_size)
+        self.keep_originals = keep_originals
+        self.batch_size = batch_size
+        self.device = DeviceLock()
+        self.stats = ServiceStats()
+        self._inflight: dict[tuple[int, int], threading.Event] = {}
+        self._inflight_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._worker: threading.Thread | None = None
+
+    # --- lifecycle --------------------------------------------------------------------------
+    def start(self) -> None:
+        self._worker = threading.Thread(target=self._encode_loop, name="sdfs-encoder", daemon=True)
+        self._worker.start()
+
+    def stop(self) -> None:
+        """Finish the batch in hand; what is still queued stays queued in the store."""
+        self._stop.set()
+        self._wake.set()
+        if self._worker:
+            self._worker.join()
+
+    # --- ingest -----------------------------------------------------------------------------
+    def ingest(self, inode: Inode, data: bytes, mtime_ns: int | None = None) -> Inode:
+        """Decide image or byte-exact by content and commit the bytes (plus a queue entry) at once."""
+        image = classify(data, self.codec.config.max_pixels, inode.name)
+        self.cache.drop(inode.ino)
+        if image is None:
+            return self.store.set_content(inode.ino, data, len(data), None, mtime_ns=mtime_ns)
+        info = {"width": image.width, "height": image.height, "channels": image.channels}
+        metadata = metadata_chunks(image.icc, image.exif)
+        size = png_size(image.width, image.height, image.channels, len(metadata))
+        committed = self.store.set_content(inode.ino, data, size, info, metadata, queue=True, mtime_ns=mtime_ns)
+        self._wake.set()
+        return committed
+
+    # --- reads ------------------------------------------------------------------------------
+    def read(self, inode: Inode, size: int, offset: int) -> bytes:
+        if inode.content == "raw":
+            return self.store.read_range(inode.ino, ORIGINAL, offset, size)
+        return self.view(inode)[offset:offset + size]
+
+    def view(self, inode: Inode) -> bytes:
+        """The rendered PNG of the inode's current version (retrying if it changes underneath)."""
+        for _ in range(5):
+            try:
+                return self.render(inode)
+            except _Changed:
+                inode = self.store.get(inode.ino)
+        return self.render(inode)
+
+    def render(self, inode: Inode) -> bytes:
+        """The PNG view of an image file; one decode per (file, version) however many readers ask."""
+        key = (inode.ino, inode.generation, inode.content)
+        cached = self.cache.get(key)
+        if cached is not None:
+            return cached
+        with self._inflight_lock:
+            event = self._inflight.get(key)
+            leader = event is None
+            if leader:
+                event = self._inflight[key] = threading.Event()
+        if not leader:
+            event.wait()
+            cached = self.cache.get(key)
+            if cached is not None:
+                return cached
+        try:
+            data = self._render_now(inode)
+            self.cache.put(key, data)
+            return data
+        finally:
+            if leader:
+                with self._inflight_lock:
+                    self._inflight.pop(key, None)
+                event.set()
+
+    def _render_now(self, inode: Inode) -> bytes:
+        current, content, metadata = self.store.content_for(inode)
+        if (current.generation, current.content) != (inode.generation, inode.content):
+            raise _Changed(inode.name)
+        self.stats.renders += 1
+        if current.content == "latent":
+            with self.device.hold(interactive=True):
+                image = self.codec.decode(content)
+            self.stats.decodes += 1
+        else:
+            image = read_image(content, max_pixels=self.codec.config.max_pixels, name=current.name)
+        return render_png(image.pixels, image.alpha, metadata or b"")
+
+    # --- background encoder -----------------------------------------------------------------
+    def _encode_loop(self) -> None:
+        while not self._stop.is_set():
+            batch = self.store.queued(self.batch_size)
+            if not batch:
+                self._wake.wait(timeout=2.0)
+                self._wake.clear()
+                continue
+            try:
+                self.encode_batch(batch)
+            except Exception:  # noqa: BLE001 - the daemon must keep serving; the error is logged
+                log.exception("encoder batch failed")
+                self._stop.wait(5.0)
+
+    def encode_batch(self, batch: list[tuple[int, int]]) -> int:
+        """Encode queued files and swap their blobs in; returns how many were swapped."""
+        jobs: list[tuple[Inode, int, ImageData]] = []
+        for ino, generation in batch:
+            try:
+                inode = self.store.get(ino)
+                data = self.store.blob(ino, ORIGINAL)
+                jobs.append((inode, generation, read_image(data, max_pixels=self.codec.config.max_pixels,
+                                                           name=inode.name)))
+            except Exception as exc:  # noqa: BLE001 - reported per file, the queue moves on
+                self._give_up(ino, generation, f"inode {ino}", exc)
+        if not jobs:
+            return 0
+        with self.device.hold(interactive=False):
+            try:
+                blobs = self.codec.encode_batch([image for _, _, image in jobs])
+            except Exception:  # noqa: BLE001 - retry one by one so a bad file names itself
+                blobs = [self._encode_one(inode, gen, image) for inode, gen, image in jobs]
+        swapped = 0
+        for (inode, generation, _), blob in zip(jobs, blobs):
+            if blob is not None and self.store.finish_encode(inode.ino, generation, blob, self.keep_originals):
+                self.cache.drop(inode.ino)
+                swapped += 1
+                self.stats.encodes += 1
+        return swapped
+
+    def _encode_one(self, inode: Inode, generation: int, image: ImageData) -> bytes | None:
+        try:
+            return self.codec.encode(image)
+        except Exception as exc:  # noqa: BLE001
+            self._give_up(inode.ino, generation, inode.name, exc)
+            return None
+
+    def _give_up(self, ino: int, generation: int, name: str, exc: BaseException) -> None:
+        message = f"{name}: not encoded, original kept: {exc}"
+        log.error("%s", message)
+        self.stats.encode_failures += 1
+        self.stats.errors.append(message)
+        self.store.finish_encode(ino, generation, None, True)
+
+    def drain(self, timeout: float = 600.0) -> None:
+        """Encode everything queued now (for import and tests)."""
+        while True:
+            batch = self.store.queued(self.batch_size)
+            if not batch:
+                return
+            self.encode_batch(batch)
+
+
+def classify(data: bytes, max_pixels: int, name: str = "") -> ImageData | None:
+    """The decoded image if ``data`` is a still image worth encoding, else None (stored byte-exact)."""
+    if not data:
+        return None
+    try:
+        image = read_image(data, max_pixels=max_pixels, name=name)
+    except ImageError as exc:
+        log.debug("%s stored byte-exact: %s", name, exc)
+        return None
+    if min(image.width, image.height) < MIN_IMAGE_SIDE:
+        return None
+    return image
+
+
+__all__ = ["Service", "RenderCache", "DeviceLock", "classify", "LATENT", "METADATA"]

@@ -1,0 +1,160 @@
+"""End-to-end: real mounts of real stores with real images, through the daemonising CLI."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import subprocess
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.conftest import AWKWARD, KODAK, psnr
+from tests.mountutil import mounted, sdfs, stats, wait_for_encoder
+
+KODAK_FILES = ["kodim03.png", "kodim15.png"]
+IMAGES = {*KODAK_FILES, "concert.jpg"}  # the rest of the library must stay byte-exact
+
+
+@pytest.fixture
+def library(tmp_path) -> Path:
+    """A small photo library: Kodak images, a grey JPEG, text, a broken JPEG, an empty file, a subfolder."""
+    src = tmp_path / "library"
+    (src / "sub" / "deeper").mkdir(parents=True)
+    for name in KODAK_FILES:
+        shutil.copy(KODAK / name, src / name)
+    shutil.copy(AWKWARD / "gray_concert.jpg", src / "sub" / "concert.jpg")
+    (src / "notes.txt").write_text("photos from the trip\n" * 100)
+    (src / "sub" / "deeper" / "data.bin").write_bytes(os.urandom(300_000))
+    jpeg = (AWKWARD / "gray_concert.jpg").read_bytes()
+    (src / "broken.jpg").write_bytes(jpeg[: len(jpeg) // 2])
+    (src / "empty.png").write_bytes(b"")
+    shutil.copy(AWKWARD / "tiny_2x2_fdcce6.png", src / "icon.png")
+    return src
+
+
+def expected_pixels(path: Path) -> np.ndarray:
+    from sdfs.codec import read_image
+
+    return read_image(path).pixels
+
+
+def check_library(src: Path, mnt: Path, decode_psnr: dict[str, float]) -> None:
+    for path in sorted(src.rglob("*")):
+        rel = path.relative_to(src)
+        mine = mnt / rel
+        assert mine.exists(), rel
+        if path.is_dir():
+            assert mine.is_dir()
+            continue
+        data = mine.read_bytes()
+        assert os.stat(mine).st_size == len(data), f"{rel}: ls -l size differs from the bytes read"
+        if rel.name in IMAGES:
+            image = Image.open(io.BytesIO(data))
+            assert image.format == "PNG"
+            image.load()
+            original = expected_pixels(path)
+            assert np.asarray(image).shape == original.shape, rel
+            if rel.name in decode_psnr:
+                assert psnr(np.asarray(image), original) >= decode_psnr[rel.name] - 0.01, rel
+        else:
+            assert data == path.read_bytes(), f"{rel} is not byte-exact"
+
+
+def sdfs_decode_psnr(tmp_path: Path) -> dict[str, float]:
+    """The PSNR that `sdfs encode` + `sdfs decode` give, the bar the mount must meet."""
+    out = tmp_path / "cli"
+    sdfs("encode", *[str(KODAK / n) for n in KODAK_FILES], "-o", f"{out}/enc/", "-q")
+    sdfs("decode", f"{out}/enc", "-o", f"{out}/dec/", "-q")
+    return {n: psnr(np.asarray(Image.open(out / "dec" / n)), expected_pixels(KODAK / n)) for n in KODAK_FILES}
+
+
+def test_library_in_and_out_survives_remount(tmp_path, library):
+    store, mnt = tmp_path / "store", tmp_path / "mnt"
+    bar = sdfs_decode_psnr(tmp_path)
+    with mounted(store, mnt):
+        subprocess.run(["cp", "-r", str(library), str(mnt / "photos")], check=True)
+        # before the encoder has run, images already read as PNGs of their exact size
+        check_library(library, mnt / "photos", {})
+        wait_for_encoder(mnt)
+        check_library(library, mnt / "photos", bar)
+        assert os.getxattr(mnt / "photos" / "kodim03.png", "user.sdfs.codec") == b"latent"
+        assert os.getxattr(mnt / "photos" / "notes.txt", "user.sdfs.codec").startswith(b"original")
+        # rsync -a in (temp file + rename) and out
+        subprocess.run(["rsync", "-a", f"{library}/", str(mnt / "synced")], check=True)
+        subprocess.run(["rsync", "-a", f"{mnt / 'synced'}/", str(tmp_path / "out")], check=True)
+        assert (tmp_path / "out" / "notes.txt").read_bytes() == (library / "notes.txt").read_bytes()
+        assert Image.open(tmp_path / "out" / "kodim03.png").size == (768, 512)
+        # mv, mkdir -p, cp -p, rm -r
+        subprocess.run(["mkdir", "-p", str(mnt / "a" / "b" / "c")], check=True)
+        subprocess.run(["mv", str(mnt / "synced" / "notes.txt"), str(mnt / "a" / "b" / "c" / "moved.txt")], check=True)
+        os.chmod(library / "notes.txt", 0o640)
+        os.utime(library / "notes.txt", ns=(1_600_000_000_123_456_789, 1_600_000_000_987_654_321))
+        subprocess.run(["cp", "-p", str(library / "notes.txt"), str(mnt / "a" / "kept.txt")], check=True)
+        kept = os.stat(mnt / "a" / "kept.txt")
+        assert kept.st_mode & 0o777 == 0o640 and kept.st_mtime_ns == 1_600_000_000_987_654_321
+        subprocess.run(["rm", "-r", str(mnt / "synced")], check=True)
+        assert not (mnt / "synced").exists()
+    with mounted(store, mnt):
+        check_library(library, mnt / "photos", bar)
+        assert (mnt / "a" / "b" / "c" / "moved.txt").read_bytes() == (library / "notes.txt").read_bytes()
+        assert os.stat(mnt / "a" / "kept.txt").st_mtime_ns == 1_600_000_000_987_654_321
+
+
+def test_concurrent_readers_cause_one_decode(tmp_path):
+    store, mnt = tmp_path / "store", tmp_path / "mnt"
+    with mounted(store, mnt, "--cache-size", "64M"):
+        shutil.copy(KODAK / "kodim07.png", mnt / "p.png")
+        wait_for_encoder(mnt)
+    with mounted(store, mnt):  # a fresh daemon: nothing cached
+        before = stats(mnt)["decodes"]
+        results, barrier = [None] * 8, threading.Barrier(8)
+
+        def read(i):
+            barrier.wait()
+            results[i] = (mnt / "p.png").read_bytes()
+
+        threads = [threading.Thread(target=read, args=(i,)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert stats(mnt)["decodes"] - before == 1
+        assert all(r == results[0] for r in results) and len(results[0]) == os.stat(mnt / "p.png").st_size
+
+
+def test_concurrent_writers_lose_nothing(tmp_path):
+    store, mnt = tmp_path / "store", tmp_path / "mnt"
+    payloads = {f"w{i}/f{j}.txt": os.urandom(1000 + 37 * j) for i in range(8) for j in range(5)}
+    with mounted(store, mnt):
+        (mnt / "d").mkdir()
+
+        def write(i):
+            for j in range(5):
+                name = f"w{i}/f{j}.txt"
+                (mnt / "d" / name.replace("/", "_")).write_bytes(payloads[name])
+
+        threads = [threading.Thread(target=write, args=(i,)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        names = sorted(os.listdir(mnt / "d"))
+        assert len(names) == 40
+        for name, data in payloads.items():
+            assert (mnt / "d" / name.replace("/", "_")).read_bytes() == data
+
+
+def test_second_daemon_and_wrong_model_are_refused(tmp_path):
+    store, mnt, other = tmp_path / "store", tmp_path / "mnt", tmp_path / "other"
+    other.mkdir()
+    with mounted(store, mnt):
+        result = sdfs("mount", str(store), str(other), "-f", check=False, timeout=120)
+        assert result.returncode != 0 and "in use" in result.stderr
+    result = sdfs("mount", str(store), str(other), "--model", "madebyollin/taesd3", "-f", check=False, timeout=120)
+    assert result.returncode != 0 and "sd1 latents" in result.stderr and "cannot decode" in result.stderr
+    assert not os.path.ismount(other)
