@@ -114,7 +114,12 @@ def build_parser() -> argparse.ArgumentParser:
     umnt.add_argument("mountpoint")
     umnt.set_defaults(run=run_umount)
 
-    for p in (parser, enc, dec, info, mnt, umnt):
+    fsck = sub.add_parser("fsck", help="check a store (not mounted) and optionally repair it")
+    fsck.add_argument("store")
+    fsck.add_argument("--repair", action="store_true")
+    fsck.set_defaults(run=run_fsck)
+
+    for p in (parser, enc, dec, info, mnt, umnt, fsck):
         p.add_argument("-v", "--verbose", action="count", default=0)
         p.add_argument("-q", "--quiet", action="count", default=0)
     return parser
@@ -324,6 +329,21 @@ def run_umount(args) -> int:
 
     unmount(args.mountpoint)
     return 0
+
+
+def run_fsck(args) -> int:
+    from .fsck import check
+    from .store import Store
+
+    with Store(args.store, create=False) as store:
+        report = check(store, repair=args.repair)
+    for problem in report.problems:
+        print(f"sdfs fsck: {args.store}: {problem}")
+    for fix in report.repaired:
+        print(f"sdfs fsck: {args.store}: repaired: {fix}")
+    state = "clean" if report.clean else f"{len(report.problems)} problems" + (", repaired" if args.repair else "")
+    print(f"{args.store}: {report.checked_inodes} inodes, {report.checked_blobs} blobs checked: {state}")
+    return 0 if report.clean or args.repair else 1
 
 
 def run_info(args) -> int:

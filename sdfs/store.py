@@ -328,6 +328,8 @@ class Store:
                           size=len(target.encode("utf-8", "surrogateescape")) if target else 0,
                           parent=parent.ino if kind == "dir" else 0, name=name)
             self._put(txn, inode)
+            if kind == "file":
+                txn.put(ino_key(inode.ino) + ORIGINAL, b"", db=self._dbs["blobs"])
             txn.put(dirent_key(parent.ino, name), ino_key(inode.ino), db=self._dbs["dirents"])
             parent.mtime_ns = parent.ctime_ns = t
             if kind == "dir":
@@ -600,7 +602,33 @@ class Store:
 
         return self.write(swap)
 
-    # --- inspection ---------------------------------------------------------------------------
+    # --- inspection and repair -----------------------------------------------------------------
+    def db(self, name: str):
+        return self._dbs[name]
+
+    def requeue(self, ino: int, generation: int) -> None:
+        self.write(lambda txn: txn.put(ino_key(ino), struct.pack(">Q", generation), db=self._dbs["queue"]))
+
+    def delete_key(self, db_name: str, key: bytes) -> None:
+        self.write(lambda txn: txn.delete(key, db=self._dbs[db_name]))
+
+    def adopt(self, ino: int) -> str:
+        """Give an orphaned file a name in /lost+found; returns the path."""
+        try:
+            self.create("/lost+found", "dir", 0o700, os.getuid(), os.getgid())
+        except FsError:
+            pass
+
+        def link(txn):
+            parent = self._resolve(txn, "/lost+found")
+            inode = self._get(txn, ino)
+            inode.nlink = 1
+            txn.put(dirent_key(parent.ino, f"inode-{ino}"), ino_key(ino), db=self._dbs["dirents"])
+            self._put(txn, inode)
+
+        self.write(link)
+        return f"/lost+found/inode-{ino}"
+
     def inodes(self) -> Iterator[Inode]:
         with self.read() as txn:
             for _, value in txn.cursor(db=self._dbs["inodes"]):

@@ -152,9 +152,13 @@ def test_concurrent_writers_lose_nothing(tmp_path):
 def test_second_daemon_and_wrong_model_are_refused(tmp_path):
     store, mnt, other = tmp_path / "store", tmp_path / "mnt", tmp_path / "other"
     other.mkdir()
-    with mounted(store, mnt):
-        result = sdfs("mount", str(store), str(other), "-f", check=False, timeout=120)
-        assert result.returncode != 0 and "in use" in result.stderr
-    result = sdfs("mount", str(store), str(other), "--model", "madebyollin/taesd3", "-f", check=False, timeout=120)
-    assert result.returncode != 0 and "sd1 latents" in result.stderr and "cannot decode" in result.stderr
-    assert not os.path.ismount(other)
+    try:
+        with mounted(store, mnt):
+            result = sdfs("mount", str(store), str(other), "-f", check=False, timeout=120)
+            assert result.returncode != 0 and "in use" in result.stderr
+        result = sdfs("mount", str(store), str(other), "--model", "madebyollin/taesd3", "-f", check=False, timeout=120)
+        assert result.returncode != 0 and "sd1 latents" in result.stderr and "cannot decode" in result.stderr
+        assert not os.path.ismount(other)
+    finally:
+        if os.path.ismount(other):
+            subprocess.run(["fusermount3", "-uz", str(other)], check=False)
