@@ -1,0 +1,113 @@
+"""POSIX behaviour of a real mount: links, xattrs, sparse writes, truncate, renameat2 flags, statfs."""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+
+import pytest
+
+from tests.mountutil import mounted
+
+AT_FDCWD = -100
+RENAME_NOREPLACE, RENAME_EXCHANGE = 1, 2
+
+
+def renameat2(old, new, flags) -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.renameat2(AT_FDCWD, os.fsencode(old), AT_FDCWD, os.fsencode(new), flags) != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, os.strerror(code))
+
+
+@pytest.fixture(scope="module")
+def mnt(tmp_path_factory):
+    base = tmp_path_factory.mktemp("posix")
+    with mounted(base / "store", base / "mnt") as mountpoint:
+        yield mountpoint
+
+
+def test_symlinks_and_hard_links(mnt):
+    (mnt / "target.txt").write_text("hello")
+    os.symlink("target.txt", mnt / "link")
+    assert os.readlink(mnt / "link") == "target.txt" and (mnt / "link").read_text() == "hello"
+    os.link(mnt / "target.txt", mnt / "hard.txt")
+    assert os.stat(mnt / "target.txt").st_nlink == 2
+    assert os.stat(mnt / "hard.txt").st_ino == os.stat(mnt / "target.txt").st_ino
+    os.unlink(mnt / "target.txt")
+    assert (mnt / "hard.txt").read_text() == "hello" and os.stat(mnt / "hard.txt").st_nlink == 1
+
+
+def test_sparse_writes_truncate_and_offsets(mnt):
+    path = mnt / "sparse.bin"
+    with open(path, "wb") as f:
+        f.seek(1 << 20)
+        f.write(b"end")
+    data = path.read_bytes()
+    assert len(data) == (1 << 20) + 3 and data[:10] == b"\0" * 10 and data.endswith(b"end")
+    os.truncate(path, 5)
+    assert path.read_bytes() == b"\0" * 5
+    with open(path, "r+b") as f:
+        f.seek(2)
+        f.write(b"XY")
+    assert path.read_bytes() == b"\0\0XY\0"
+    with open(path, "ab") as f:
+        f.write(b"++")
+    assert path.read_bytes() == b"\0\0XY\0++"
+    with open(path, "wb"):
+        pass
+    assert path.read_bytes() == b""
+
+
+def test_user_xattrs_and_read_only_sdfs_xattrs(mnt):
+    path = mnt / "tagged.txt"
+    path.write_text("x")
+    os.setxattr(path, "user.comment", b"holiday")
+    assert os.getxattr(path, "user.comment") == b"holiday"
+    assert "user.comment" in os.listxattr(path) and "user.sdfs.codec" in os.listxattr(path)
+    with pytest.raises(OSError) as err:
+        os.setxattr(path, "user.comment", b"again", os.XATTR_CREATE)
+    assert err.value.errno == errno.EEXIST
+    with pytest.raises(OSError) as err:
+        os.setxattr(path, "user.sdfs.codec", b"forged")
+    assert err.value.errno == errno.EPERM
+    assert os.getxattr(path, "user.sdfs.stored_bytes") == b"1"
+    os.removexattr(path, "user.comment")
+    with pytest.raises(OSError) as err:
+        os.getxattr(path, "user.comment")
+    assert err.value.errno == errno.ENODATA
+
+
+def test_rename_flags_and_replacement(mnt):
+    (mnt / "a").write_text("A")
+    (mnt / "b").write_text("B")
+    with pytest.raises(OSError) as err:
+        renameat2(mnt / "a", mnt / "b", RENAME_NOREPLACE)
+    assert err.value.errno == errno.EEXIST
+    renameat2(mnt / "a", mnt / "b", RENAME_EXCHANGE)
+    assert (mnt / "a").read_text() == "B" and (mnt / "b").read_text() == "A"
+    os.rename(mnt / "a", mnt / "b")
+    assert not (mnt / "a").exists() and (mnt / "b").read_text() == "B"
+    os.makedirs(mnt / "d1" / "x")
+    with pytest.raises(OSError) as err:
+        os.rename(mnt / "d1", mnt / "d1" / "x" / "inside")
+    assert err.value.errno == errno.EINVAL
+
+
+def test_modes_times_and_statfs(mnt):
+    path = mnt / "m.txt"
+    path.write_text("m")
+    os.chmod(path, 0o600)
+    assert os.stat(path).st_mode & 0o777 == 0o600
+    os.utime(path, ns=(1_000_000_001, 2_000_000_002))
+    st = os.stat(path)
+    assert (st.st_atime_ns, st.st_mtime_ns) == (1_000_000_001, 2_000_000_002)
+    fs = os.statvfs(mnt)
+    assert fs.f_blocks > 0 and 0 < fs.f_bavail <= fs.f_blocks and fs.f_namemax == 255
+    with pytest.raises(OSError) as err:
+        os.rmdir(mnt / "d1")
+    assert err.value.errno == errno.ENOTEMPTY
+    with pytest.raises(OSError) as err:
+        (mnt / ("n" * 256)).write_text("too long")
+    assert err.value.errno == errno.ENAMETOOLONG
