@@ -202,12 +202,16 @@ class Store:
                     return fn(txn)
             except lmdb.MapFullError:
                 self._grow()
-            except lmdb.DiskError as exc:
-                raise FsError(errno.ENOSPC, str(exc)) from None
             except lmdb.Error as exc:
-                if "No space left" in str(exc):
-                    raise FsError(errno.ENOSPC, str(exc)) from None
+                # LMDB reports a failed write of a full disk as EIO; say what it is
+                if "No space left" in str(exc) or self._disk_nearly_full():
+                    raise FsError(errno.ENOSPC, f"{self.path}: disk full ({exc})") from None
                 raise
+
+    def _disk_nearly_full(self) -> bool:
+        disk = os.statvfs(self.path)
+        free = disk.f_bavail * disk.f_frsize
+        return free < max(16 << 20, disk.f_blocks * disk.f_frsize // 100)
 
     def _grow(self) -> None:
         with self._resize.exclusive():
