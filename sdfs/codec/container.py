@@ -18,6 +18,8 @@ import struct
 import zlib
 from dataclasses import dataclass, field
 
+from .varint import encode_varint, read_varint
+
 MAGIC = b"SDL\x1a"
 VERSION = 1
 MAX_SIDE = 1 << 20  # pixels per side
@@ -171,26 +173,11 @@ def _decode_value(kind: str, raw: bytes, name: str):
 
 
 def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        out.append(byte | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
+    return encode_varint(value)
 
 
 def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
-    value = shift = 0
-    for i in range(5):
-        if pos + i >= len(data):
-            raise ContainerError("field length truncated")
-        byte = data[pos + i]
-        value |= (byte & 0x7F) << shift
-        shift += 7
-        if not byte & 0x80:
-            return value, pos + i + 1
-    raise ContainerError("field length too long")
+    return read_varint(data, pos, ContainerError)
 
 
 _FIELDS = [

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .varint import encode_varint, read_varint
+
 CONTEXT, LZMA = 1, 2
 CODER_NAMES = {CONTEXT: "context", LZMA: "lzma"}
 
@@ -317,25 +319,8 @@ def _unpack_group(side: bytes, offset: int, count: int) -> tuple[np.ndarray, int
 
 
 def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
+    return encode_varint(value)
 
 
-def _read_varint(data: bytes, offset: int, limit_bytes: int = 5) -> tuple[int, int]:
-    value = shift = 0
-    for i in range(limit_bytes):
-        if offset + i >= len(data):
-            raise EntropyError("varint truncated")
-        byte = data[offset + i]
-        value |= (byte & 0x7F) << shift
-        shift += 7
-        if not byte & 0x80:
-            return value, offset + i + 1
-    raise EntropyError("varint too long")
+def _read_varint(data: bytes, offset: int) -> tuple[int, int]:
+    return read_varint(data, offset, EntropyError)

@@ -90,36 +90,46 @@ def _refine_codes(codes, low, step, levels, target, weight, decoder, steps, lr):
     device = target.device
     low, step = low.to(device), step.to(device)
     variable = codes.to(device).clamp(0, levels - 1).requires_grad_(True)
-    optimizer = torch.optim.Adam([variable], lr=lr)
-    best_loss, best_symbols, first_loss = float("inf"), None, None
-    for _ in range(steps + 1):
-        rounded = straight_through_round(variable.clamp(0, levels - 1))
-        latent = low[:, None, None] + rounded * step[:, None, None]
-        loss = _weighted_mse(decoder(latent[None]), target, weight)
-        value = float(loss.detach())
-        first_loss = value if first_loss is None else first_loss
-        if value < best_loss:
-            best_loss, best_symbols = value, rounded.detach().cpu().numpy().astype(np.int32)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-    return best_symbols, first_loss, best_loss
+
+    def quantised():
+        return straight_through_round(variable.clamp(0, levels - 1))
+
+    def loss():
+        latent = low[:, None, None] + quantised() * step[:, None, None]
+        return _weighted_mse(decoder(latent[None]), target, weight)
+
+    def snapshot():
+        return quantised().detach().cpu().numpy().astype(np.int32)
+
+    return _minimise(variable, lr, steps, loss, snapshot)
 
 
 def _refine_palette(q, target, weight, decoder, steps, lr):
     indices = torch.from_numpy(q.symbols[0].astype(np.int64)).to(target.device)
     palette = torch.from_numpy(q.table.astype(np.float32)).to(target.device).requires_grad_(True)
-    optimizer = torch.optim.Adam([palette], lr=lr)
-    best_loss, best_table, first_loss = float("inf"), q.table, None
-    for _ in range(steps + 1):
+
+    def loss():
         stored = palette + (palette.half().float() - palette).detach()  # what float16 storage will keep
-        latent = stored[indices].permute(2, 0, 1)
-        loss = _weighted_mse(decoder(latent[None]), target, weight)
+        return _weighted_mse(decoder(stored[indices].permute(2, 0, 1)[None]), target, weight)
+
+    def snapshot():
+        return palette.detach().cpu().numpy().astype(np.float16)
+
+    best_table, first, best = _minimise(palette, lr, steps, loss, snapshot)
+    return QuantizedLatent(PALETTE, q.levels, q.symbols, best_table), first, best
+
+
+def _minimise(variable: torch.Tensor, lr: float, steps: int, loss_fn, snapshot):
+    """Adam on ``variable``; returns (snapshot of the best state, first loss, best loss)."""
+    optimizer = torch.optim.Adam([variable], lr=lr)
+    best_loss, best_state, first_loss = float("inf"), None, None
+    for _ in range(steps + 1):
+        loss = loss_fn()
         value = float(loss.detach())
         first_loss = value if first_loss is None else first_loss
         if value < best_loss:
-            best_loss, best_table = value, palette.detach().cpu().numpy().astype(np.float16)
+            best_loss, best_state = value, snapshot()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-    return QuantizedLatent(PALETTE, q.levels, q.symbols, best_table), first_loss, best_loss
+    return best_state, first_loss, best_loss
