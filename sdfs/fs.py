@@ -232,6 +232,8 @@ class SdfsOperations(mfusepy.Operations):
     @_logged
     def read(self, path, size, offset, fh):
         handle = self._handles.get(fh)
+        if handle is not None and handle.view is not None:
+            return handle.view[offset:offset + size]
         if handle is not None and handle.buffer is not None:
             with self._lock:
                 handle.buffer.seek(offset)
@@ -342,6 +344,8 @@ class SdfsOperations(mfusepy.Operations):
 
     @_logged
     def getxattr(self, path, name, position=0):
+        if not name.startswith("user."):
+            raise FsError(ENOATTR, name)  # ls -l asks every file for ACLs and SELinux labels; we keep neither
         inode = self.store.resolve(path)
         if name.startswith("user.sdfs."):
             value = self._sdfs_xattr(inode, name)

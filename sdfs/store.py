@@ -87,6 +87,42 @@ class Inode:
         return self.kind == "dir"
 
 
+class _InodeCache:
+    """Decoded inodes for readers, so that stat and lookup do not parse records again.
+
+    Any committed write clears it and bumps the epoch; a reader only fills it if no write
+    has committed since its transaction began, so the cache never holds a stale record.
+    Inodes from read paths are shared and must be treated as read-only; write transactions
+    never use the cache, so what they modify is always their own fresh copy.
+    """
+
+    LIMIT = 200_000
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._items: dict[int, Inode] = {}
+        self.epoch = 0
+
+    def get(self, ino: int) -> Inode | None:
+        return self._items.get(ino)
+
+    def put(self, epoch: int, inode: Inode) -> None:
+        with self._lock:
+            if epoch == self.epoch:
+                if len(self._items) >= self.LIMIT:
+                    self._items.clear()
+                self._items[inode.ino] = inode
+
+    @contextmanager
+    def writing(self):
+        try:
+            yield
+        finally:
+            with self._lock:
+                self.epoch += 1
+                self._items.clear()
+
+
 def ino_key(ino: int) -> bytes:
     return struct.pack(">Q", ino)
 
@@ -156,7 +192,8 @@ class Store:
         self._dbs = {name: self.env.open_db(name.encode(), create=not readonly)
                      for name in ("config", "inodes", "dirents", "blobs", "queue")}
         self._resize = _ResizeLock()
-        self._ino_lock = threading.Lock()
+        self._cache = _InodeCache()
+        self._reader = threading.local()  # .epoch: the cache epoch of this thread's read transaction
         if not readonly:
             self._initialise(config or {})
 
@@ -191,15 +228,27 @@ class Store:
     # --- transactions -----------------------------------------------------------------------
     @contextmanager
     def read(self) -> Iterator[lmdb.Transaction]:
-        with self._resize.shared(), self.env.begin() as txn:
-            yield txn
+        with self._resize.shared():
+            outer = getattr(self._reader, "epoch", None)
+            self._reader.epoch = self._cache.epoch
+            try:
+                with self.env.begin() as txn:
+                    yield txn
+            finally:
+                self._reader.epoch = outer
 
     def write(self, fn):
         """Run ``fn(txn)`` in one write transaction, growing the map and retrying when it is full."""
         while True:
             try:
-                with self._resize.shared(), self.env.begin(write=True) as txn:
-                    return fn(txn)
+                with self._resize.shared(), self._cache.writing():
+                    with self.env.begin(write=True) as txn:
+                        outer = getattr(self._reader, "epoch", None)
+                        self._reader.epoch = None  # a writer sees its own uncommitted records, never the cache
+                        try:
+                            return fn(txn)
+                        finally:
+                            self._reader.epoch = outer
             except lmdb.MapFullError:
                 self._grow()
             except lmdb.Error as exc:
@@ -249,10 +298,17 @@ class Store:
 
     # --- inodes and names -------------------------------------------------------------------
     def _get(self, txn, ino: int) -> Inode:
+        epoch = getattr(self._reader, "epoch", None)
+        cached = self._cache.get(ino) if epoch is not None else None
+        if cached is not None:
+            return cached
         data = txn.get(ino_key(ino), db=self._dbs["inodes"])
         if data is None:
             raise FsError(errno.ENOENT, f"inode {ino}")
-        return Inode.from_bytes(data)
+        inode = Inode.from_bytes(data)
+        if epoch is not None:
+            self._cache.put(epoch, inode)
+        return inode
 
     def _put(self, txn, inode: Inode) -> None:
         txn.put(ino_key(inode.ino), inode.to_bytes(), db=self._dbs["inodes"])
