@@ -119,7 +119,32 @@ def build_parser() -> argparse.ArgumentParser:
     fsck.add_argument("--repair", action="store_true")
     fsck.set_defaults(run=run_fsck)
 
-    for p in (parser, enc, dec, info, mnt, umnt, fsck):
+    imp = sub.add_parser("import", help="bulk-ingest a folder into a store without a mount (resumable)")
+    imp.add_argument("source", type=Path)
+    imp.add_argument("store")
+    imp.add_argument("--batch", type=int, default=8, help="images per device batch")
+    imp.add_argument("--keep-originals", action="store_true")
+    imp.add_argument("--bits", type=int, help="codec settings for a new store (see encode)")
+    imp.add_argument("--quantizer", choices=("uniform", "palette"))
+    imp.add_argument("--effort", type=int, choices=range(5))
+    _add_model_options(imp, model_default=None)
+    imp.set_defaults(run=run_import)
+
+    exp = sub.add_parser("export", help="write a store's files out (images decoded) without a mount")
+    exp.add_argument("store")
+    exp.add_argument("dest", type=Path)
+    exp.add_argument("--format", choices=("png", "jpeg", "webp", "avif"), default="png")
+    _add_model_options(exp, model_default=None)
+    exp.set_defaults(run=run_export)
+
+    sts = sub.add_parser("stats", help="files, bytes stored against original bytes, codec mix, queue")
+    sts.add_argument("store")
+    sts.set_defaults(run=run_stats)
+
+    mdl = sub.add_parser("models", help="the SD VAEs in the Hugging Face cache and the latent family each reads")
+    mdl.set_defaults(run=run_models)
+
+    for p in (parser, enc, dec, info, mnt, umnt, fsck, imp, exp, sts, mdl):
         p.add_argument("-v", "--verbose", action="count", default=0)
         p.add_argument("-q", "--quiet", action="count", default=0)
     return parser
@@ -328,6 +353,63 @@ def run_umount(args) -> int:
     from .mount import unmount
 
     unmount(args.mountpoint)
+    return 0
+
+
+def _store_codec(store, args, config: dict):
+    from .mount import open_codec_for_store
+
+    return open_codec_for_store(store, args.model, args.device, args.family, config)
+
+
+def run_import(args) -> int:
+    from .importer import count_files, import_tree
+    from .store import Store
+
+    if not args.source.is_dir():
+        raise FileNotFoundError(f"{args.source}: not a folder")
+    with Store(args.store, create=True) as store:
+        codec = _store_codec(store, args, {"bits": args.bits, "quantizer": args.quantizer, "effort": args.effort,
+                                           "max_pixels": args.max_pixels})
+        with _progress(count_files(args.source), "file") as bar:
+            report = import_tree(args.source, store, codec, batch_size=args.batch,
+                                 keep_originals=args.keep_originals, progress=bar.update)
+    print(report.summary(), file=sys.stderr)
+    return 1 if report.failures else 0
+
+
+def run_export(args) -> int:
+    from .exporter import export_tree
+    from .store import Store
+
+    with Store(args.store, create=False) as store:
+        codec = _store_codec(store, args, {})
+        with _progress(sum(1 for i in store.inodes() if i.kind == "file"), "file") as bar:
+            report = export_tree(store, args.dest, codec, args.format, progress=bar.update)
+    print(f"exported {report.files} files ({report.images} images as {args.format}), "
+          f"{_human(report.bytes_out)}" + (f", {len(report.failures)} failed" if report.failures else ""),
+          file=sys.stderr)
+    return 1 if report.failures else 0
+
+
+def run_stats(args) -> int:
+    from .stats import gather, render
+    from .store import Store
+
+    with Store(args.store, create=False, lock=False, readonly=True) as store:  # works while mounted
+        print(render(gather(store), store.settings))
+    return 0
+
+
+def run_models(args) -> int:
+    from .codec.models import cached_models
+
+    models = cached_models()
+    if not models:
+        print("no SD VAE in the Hugging Face cache; sdfs downloads madebyollin/taesd on first use, or pass --model PATH")
+        return 0
+    for m in models:
+        print(f"{m['id']:40s} {m['class']:16s} family {m['family']:5s} {_human(m['bytes']):>9s}  {m['path']}")
     return 0
 
 

@@ -292,3 +292,35 @@ def _load_state_dict(path: Path) -> dict[str, torch.Tensor]:
         return torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:
         raise ModelError(f"{path}: cannot read weights: {exc}") from exc
+
+
+def cached_models(cache_dir: str | None = None) -> list[dict]:
+    """The SD VAEs in the Hugging Face cache: repo id, class, latent family, path."""
+    from huggingface_hub import scan_cache_dir
+    from huggingface_hub.errors import CacheNotFound
+
+    try:
+        cache = scan_cache_dir(cache_dir)
+    except CacheNotFound:
+        return []
+    found = []
+    for repo in sorted(cache.repos, key=lambda r: r.repo_id):
+        if repo.repo_type != "model":
+            continue
+        for revision in sorted(repo.revisions, key=lambda r: r.last_modified, reverse=True)[:1]:
+            config_file = Path(revision.snapshot_path) / "config.json"
+            try:
+                config = json.loads(config_file.read_text())
+            except (OSError, ValueError):
+                continue
+            class_name = config.get("_class_name")
+            if class_name not in ("AutoencoderTiny", "AutoencoderKL"):
+                continue
+            try:
+                scaling = float(config.get("scaling_factor", 0)) if class_name == "AutoencoderKL" else None
+                family = guess_family(repo.repo_id, int(config.get("latent_channels", 4)), scaling).name
+            except ModelError:
+                family = "?"
+            found.append({"id": repo.repo_id, "class": class_name, "family": family,
+                          "path": str(revision.snapshot_path), "bytes": revision.size_on_disk})
+    return found

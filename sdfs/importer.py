@@ -1,0 +1,161 @@
+"""``sdfs import``: bulk ingest of a folder into a store without a mount, batched on the device.
+
+The result is the same tree a ``cp -r`` through a mount gives once its encoder has caught
+up. Re-running skips files already imported with the same size and mtime, so an
+interrupted import resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from .codec import Codec
+from .png import metadata_chunks, png_size
+from .service import classify
+from .store import FsError, Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ImportReport:
+    files: int = 0
+    images: int = 0
+    skipped: int = 0
+    bytes_in: int = 0
+    bytes_stored: int = 0
+    seconds: float = 0.0
+    failures: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        rate = self.bytes_in / self.seconds / 1e6 if self.seconds else 0.0
+        ratio = self.bytes_in / self.bytes_stored if self.bytes_stored else 0.0
+        failed = f", {len(self.failures)} failed" if self.failures else ""
+        return (f"imported {self.files} files ({self.images} images, {self.skipped} already there), "
+                f"{self.bytes_in / 1e6:.1f} MB -> {self.bytes_stored / 1e6:.2f} MB (x{ratio:.1f}), "
+                f"{self.seconds:.1f} s, {rate:.2f} MB/s, {self.files / self.seconds if self.seconds else 0:.2f} files/s"
+                f"{failed}")
+
+
+def import_tree(source: Path, store: Store, codec: Codec, batch_size: int = 8, keep_originals: bool = False,
+                progress: Callable[[int], None] | None = None) -> ImportReport:
+    report = ImportReport()
+    started = time.perf_counter()
+    pending: list[tuple[Path, str, os.stat_result, bytes, object]] = []
+    for path, rel in _walk(source):
+        try:
+            info = path.lstat()
+            if _make_node(store, path, rel, info) or _already_imported(store, rel, info):
+                report.skipped += 0 if stat.S_ISDIR(info.st_mode) or stat.S_ISLNK(info.st_mode) else 1
+                continue
+            data = path.read_bytes()
+            image = classify(data, codec.config.max_pixels, str(path))
+        except (OSError, FsError) as exc:
+            _fail(report, path, exc)
+            continue
+        if image is None:
+            _commit_raw(store, rel, info, data)
+            report.files += 1
+            report.bytes_in += len(data)
+            report.bytes_stored += len(data)
+            if progress:
+                progress(1)
+            continue
+        pending.append((path, rel, info, data, image))
+        if len(pending) >= batch_size:
+            _encode_batch(store, codec, pending, keep_originals, report, progress)
+            pending = []
+    if pending:
+        _encode_batch(store, codec, pending, keep_originals, report, progress)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def count_files(source: Path) -> int:
+    return sum(1 for path, _ in _walk(source) if path.is_file() and not path.is_symlink())
+
+
+def _walk(source: Path):
+    for root, dirs, files in os.walk(source):
+        dirs.sort()
+        base = Path(root)
+        for name in dirs + sorted(files):
+            path = base / name
+            yield path, "/" + str(path.relative_to(source))
+
+
+def _make_node(store: Store, path: Path, rel: str, info: os.stat_result) -> bool:
+    """Create directories and symlinks (True); files return False to be imported."""
+    if stat.S_ISDIR(info.st_mode):
+        try:
+            store.create(rel, "dir", info.st_mode, info.st_uid, info.st_gid)
+        except FsError:
+            pass  # already there from an earlier run
+        return True
+    if stat.S_ISLNK(info.st_mode):
+        try:
+            store.create(rel, "symlink", 0o777, info.st_uid, info.st_gid, target=os.readlink(path))
+        except FsError:
+            pass
+        return True
+    return not stat.S_ISREG(info.st_mode)
+
+
+def _already_imported(store: Store, rel: str, info: os.stat_result) -> bool:
+    try:
+        inode = store.resolve(rel)
+    except FsError:
+        return False
+    return inode.original_size == info.st_size and inode.mtime_ns == info.st_mtime_ns and inode.content != "image"
+
+
+def _node(store: Store, rel: str, info: os.stat_result):
+    inode = store.create(rel, "file", info.st_mode, info.st_uid, info.st_gid, exclusive=False)
+    return store.update(inode.ino, mode=(inode.mode & ~0o7777) | (info.st_mode & 0o7777))
+
+
+def _commit_raw(store: Store, rel: str, info: os.stat_result, data: bytes) -> None:
+    inode = _node(store, rel, info)
+    store.set_content(inode.ino, data, len(data), None, mtime_ns=info.st_mtime_ns)
+    store.update(inode.ino, atime_ns=info.st_atime_ns)
+
+
+def _encode_batch(store, codec, pending, keep_originals, report, progress) -> None:
+    try:
+        blobs = codec.encode_batch([image for *_, image in pending])
+    except Exception:  # noqa: BLE001 - retry one by one so that a bad file names itself
+        blobs = []
+        for path, *_, image in pending:
+            try:
+                blobs.append(codec.encode(image))
+            except Exception as exc:  # noqa: BLE001
+                _fail(report, path, exc)
+                blobs.append(None)
+    for (path, rel, info, data, image), blob in zip(pending, blobs):
+        metadata = metadata_chunks(image.icc, image.exif)
+        size = png_size(image.width, image.height, image.channels, len(metadata))
+        shape = {"width": image.width, "height": image.height, "channels": image.channels}
+        inode = _node(store, rel, info)
+        inode = store.set_content(inode.ino, data, size, shape, metadata, queue=True, mtime_ns=info.st_mtime_ns)
+        if blob is not None:
+            store.finish_encode(inode.ino, inode.generation, blob, keep_originals)
+            report.bytes_stored += len(blob) + (len(data) if keep_originals else 0)
+        else:
+            report.bytes_stored += len(data)  # stays queued: a mount's encoder will try again
+        report.files += 1
+        report.images += 1
+        report.bytes_in += len(data)
+        if progress:
+            progress(1)
+
+
+def _fail(report: ImportReport, path: Path, exc: BaseException) -> None:
+    message = f"{path}: {exc}"
+    report.failures.append(message)
+    log.error("%s", message)
