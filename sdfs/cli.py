@@ -45,6 +45,7 @@ def _human(n: int) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     _setup_logging(args.verbose - args.quiet)
     try:
         return args.run(args)
@@ -340,7 +341,7 @@ def run_mount(args) -> int:
     if unknown:
         raise ValueError(f"unknown mount option(s): {', '.join(sorted(unknown))}")
     if not args.foreground:
-        argv = [a for a in sys.argv[1:] if a not in ("-f", "--foreground")]
+        argv = [a for a in args.argv if a not in ("-f", "--foreground")]
         return daemonise(argv, args.store, args.mountpoint, args.log or Path(args.store) / "sdfs.log")
     serve(args.store, args.mountpoint, args.model, args.device, args.family, args.cache_size, args.keep_originals,
           readonly="ro" in options, allow_other="allow_other" in options,
@@ -443,6 +444,41 @@ def run_info(args) -> int:
               f"{info.encoder}, {info.quantizer} {info.levels} levels, {info.coder} coder, {info.bytes} bytes, "
               f"{info.bpp:.3f} bpp")
     return status
+
+
+FSTAB_IGNORED = {"defaults", "auto", "noauto", "nofail", "_netdev", "user", "users", "nouser", "rw", "dev", "nodev",
+                 "suid", "nosuid", "exec", "noexec", "async", "atime", "noatime", "relatime"}
+
+
+def fstab_main(argv: Sequence[str] | None = None) -> int:
+    """``mount.fuse.sdfs STORE MOUNTPOINT [-o OPTIONS]``: what mount(8) runs for a fuse.sdfs fstab line."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) < 2:
+        print("usage: mount.fuse.sdfs STORE MOUNTPOINT [-o options]", file=sys.stderr)
+        return 2
+    store, mountpoint, rest = args[0], args[1], args[2:]
+    options = []
+    for i, arg in enumerate(rest):
+        if arg == "-o" and i + 1 < len(rest):
+            options += rest[i + 1].split(",")
+    command = ["mount", store, mountpoint]
+    passed = []
+    for option in filter(None, options):
+        key, _, value = option.partition("=")
+        if key in FSTAB_IGNORED or key.startswith("x-") or key.startswith("comment="):
+            continue
+        if key in ("ro", "allow_other"):
+            passed.append(key)
+        elif key in ("cache_size", "model", "device", "family", "log") and value:
+            command += [f"--{key.replace('_', '-')}", value]
+        elif key == "keep_originals":
+            command.append("--keep-originals")
+        else:
+            print(f"mount.fuse.sdfs: unknown option {option!r}", file=sys.stderr)
+            return 2
+    if passed:
+        command += ["-o", ",".join(passed)]
+    return main(command)
 
 
 if __name__ == "__main__":

@@ -55,8 +55,10 @@ def _logged(method):
 class SdfsOperations(mfusepy.Operations):
     use_ns = True
 
-    def __init__(self, store: Store, service: Service, readonly: bool = False) -> None:
+    def __init__(self, store: Store, service: Service, readonly: bool = False,
+                 mountpoint: str | None = None) -> None:
         self.store = store
+        self.mountpoint = mountpoint
         self.service = service
         self.readonly = readonly
         self.spill_dir = store.path / "tmp"
@@ -395,7 +397,21 @@ class SdfsOperations(mfusepy.Operations):
             return f"{inode.original_size / inode.stored_size:.2f}" if inode.stored_size else "1.00"
         return None
 
+    def init(self, path):
+        """Tell systemd we are ready once the mount answers (the kernel waits for this INIT first)."""
+        threading.Thread(target=self._announce_ready, name="sdfs-ready", daemon=True).start()
+
+    def _announce_ready(self) -> None:
+        from .notify import notify
+
+        if self.mountpoint is not None:
+            os.stat(self.mountpoint)
+        notify(f"READY=1\nSTATUS=serving {self.store.path}")
+
     def destroy(self, path):
+        from .notify import notify
+
+        notify("STOPPING=1")
         self.service.stop()
 
 
@@ -434,7 +450,7 @@ def _resize(buffer, length: int) -> None:
 def mount(store: Store, service: Service, mountpoint: str | Path, foreground: bool = True, readonly: bool = False,
           allow_other: bool = False, extra_options: dict | None = None) -> None:
     """Serve the store at mountpoint until it is unmounted (blocks)."""
-    ops = SdfsOperations(store, service, readonly=readonly)
+    ops = SdfsOperations(store, service, readonly=readonly, mountpoint=str(mountpoint))
     options = dict(foreground=foreground, default_permissions=True, use_ino=True,
                    fsname=f"sdfs:{store.path}", subtype="sdfs", attr_timeout=1.0, entry_timeout=1.0,
                    negative_timeout=0.0)
