@@ -145,7 +145,19 @@ def build_parser() -> argparse.ArgumentParser:
     mdl = sub.add_parser("models", help="the SD VAEs in the Hugging Face cache and the latent family each reads")
     mdl.set_defaults(run=run_models)
 
-    for p in (parser, enc, dec, info, mnt, umnt, fsck, imp, exp, sts, mdl):
+    bench = sub.add_parser("bench", help="sdfs against JPEG, WebP and AVIF at equal bytes (needs the [bench] extra)")
+    bench.add_argument("folder", type=Path, help="folder of test images (e.g. the Kodak set)")
+    bench.add_argument("--bits", default="3,4,5,6", help="sdfs rate points: comma-separated bits")
+    bench.add_argument("--effort", type=int, default=0, choices=range(5))
+    bench.add_argument("--codecs", default="jpeg,webp,avif")
+    bench.add_argument("--metrics", default="psnr,msssim,ssimulacra2")
+    bench.add_argument("--limit", type=int, help="only the first N images")
+    bench.add_argument("--jobs", type=int, default=1, help="processes for the conventional codecs and metrics")
+    bench.add_argument("--out", type=Path, default=Path("bench-out"), help="where CSV, JSON and plots go")
+    _add_model_options(bench)
+    bench.set_defaults(run=run_bench)
+
+    for p in (parser, enc, dec, info, mnt, umnt, fsck, imp, exp, sts, mdl, bench):
         p.add_argument("-v", "--verbose", action="count", default=0)
         p.add_argument("-q", "--quiet", action="count", default=0)
     return parser
@@ -411,6 +423,24 @@ def run_models(args) -> int:
         return 0
     for m in models:
         print(f"{m['id']:40s} {m['class']:16s} family {m['family']:5s} {_human(m['bytes']):>9s}  {m['path']}")
+    return 0
+
+
+def run_bench(args) -> int:
+    from . import bench
+    from .codec import load_model
+
+    files = sorted(p for p in args.folder.iterdir() if p.is_file() and p.suffix.lower() in
+                   (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp"))[: args.limit]
+    if not files:
+        raise FileNotFoundError(f"{args.folder}: no images")
+    model = load_model(args.model, device=args.device, family=args.family)
+    codecs = bench.codecs_for(model, [int(b) for b in args.bits.split(",")], args.effort)
+    with _progress(len(files), "img") as bar:
+        rows = bench.run(files, codecs, args.codecs.split(","), args.metrics.split(","), args.jobs, bar.update)
+    written = bench.write_outputs(rows, args.out)
+    print(bench.summary_table(rows))
+    print(f"wrote {', '.join(str(p) for p in written)}", file=sys.stderr)
     return 0
 
 

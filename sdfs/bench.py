@@ -1,0 +1,263 @@
+"""``sdfs bench``: sdfs against JPEG, WebP and AVIF at equal bytes, image by image.
+
+For every image and every sdfs setting, each conventional codec gets the same byte budget
+(the largest quality whose file is no bigger than the sdfs blob). Quality is measured with
+PSNR (RGB), MS-SSIM and SSIMULACRA2; the Bjøntegaard delta rate (BD-rate) of sdfs against each
+codec summarises the curves (negative: sdfs needs fewer bytes for the same quality).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+from PIL import Image
+
+from .codec import Codec, CodecConfig, ImageData, read_image
+
+CONVENTIONAL = {"jpeg": "JPEG", "webp": "WEBP", "avif": "AVIF"}
+METRICS = ("psnr", "msssim", "ssimulacra2")
+BPP_RANGE = (0.05, 0.5)
+
+
+@dataclass
+class Row:
+    image: str
+    codec: str  # "sdfs b5", "jpeg", ...
+    point: str  # the sdfs setting this budget came from
+    bytes: int
+    bpp: float
+    psnr: float
+    msssim: float
+    ssimulacra2: float
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return 10 * math.log10(255.0**2 / mse) if mse else 100.0
+
+
+def ms_ssim(a: np.ndarray, b: np.ndarray) -> float:
+    import torch
+    from pytorch_msssim import ms_ssim as _ms_ssim
+
+    if min(a.shape[:2]) <= 160:  # five scales of an 11-pixel window need 161 pixels
+        return float("nan")
+    x, y = (torch.from_numpy(np.ascontiguousarray(v)).permute(2, 0, 1)[None].double() for v in (a, b))
+    return float(_ms_ssim(x, y, data_range=255.0))
+
+
+def ssimulacra2(a: np.ndarray, b: np.ndarray) -> float:
+    from ssimulacra2 import compute_ssimulacra2
+
+    if min(a.shape[:2]) < 8:
+        return float("nan")
+    return float(compute_ssimulacra2(_png(a), _png(b)))
+
+
+def _png(pixels: np.ndarray) -> io.BytesIO:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "PNG", compress_level=1)
+    buffer.seek(0)
+    return buffer
+
+
+def measure(original: np.ndarray, decoded: np.ndarray, metrics: Iterable[str]) -> dict[str, float]:
+    functions = {"psnr": psnr, "msssim": ms_ssim, "ssimulacra2": ssimulacra2}
+    return {name: (functions[name](original, decoded) if name in metrics else float("nan")) for name in METRICS}
+
+
+def encode_conventional(pixels: np.ndarray, fmt: str, quality: int) -> bytes:
+    buffer = io.BytesIO()
+    options = {"quality": quality}
+    if fmt == "avif":
+        options["speed"] = 6
+    Image.fromarray(pixels).save(buffer, CONVENTIONAL[fmt], **options)
+    return buffer.getvalue()
+
+
+def match_budget(pixels: np.ndarray, fmt: str, budget: int) -> tuple[bytes, int] | None:
+    """The highest quality (1..100) whose file fits in ``budget`` bytes, by bisection; None if none fits."""
+    low, high, best = 1, 100, None
+    while low <= high:
+        quality = (low + high) // 2
+        data = encode_conventional(pixels, fmt, quality)
+        if len(data) <= budget:
+            best, low = (data, quality), quality + 1
+        else:
+            high = quality - 1
+    return best
+
+
+def _conventional_rows(args) -> list[Row]:
+    name, pixels, budgets, codecs, metrics = args
+    rows = []
+    pixels_count = pixels.shape[0] * pixels.shape[1]
+    for point, budget in budgets:
+        for fmt in codecs:
+            matched = match_budget(pixels, fmt, budget)
+            if matched is None:
+                continue
+            data, _ = matched
+            decoded = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+            rows.append(Row(name, fmt, point, len(data), len(data) * 8 / pixels_count,
+                            **measure(pixels, decoded, metrics)))
+    return rows
+
+
+def run(files: list[Path], codecs_by_point: dict[str, Codec], conventional: Iterable[str] = tuple(CONVENTIONAL),
+        metrics: Iterable[str] = METRICS, jobs: int = 1, progress: Callable[[int], None] | None = None) -> list[Row]:
+    """Encode every image with each sdfs setting, then match each conventional codec to those sizes."""
+    rows: list[Row] = []
+    jobs_args = []
+    metrics, conventional = tuple(metrics), tuple(conventional)
+    for path in files:
+        image = read_image(path)
+        pixels = image.rgb()
+        flat = ImageData(pixels)
+        budgets = []
+        for point, codec in codecs_by_point.items():
+            blob = codec.encode(flat)
+            decoded = codec.decode(blob).rgb()
+            rows.append(Row(path.name, f"sdfs {point}", point, len(blob), len(blob) * 8 / pixels[..., 0].size,
+                            **measure(pixels, decoded, metrics)))
+            budgets.append((point, len(blob)))
+        jobs_args.append((path.name, pixels, budgets, conventional, metrics))
+        if progress:
+            progress(1)
+    if jobs > 1:
+        # spawn, not fork: a forked child of a process running torch's thread pool can hang
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            for result in pool.map(_conventional_rows, jobs_args):
+                rows += result
+    else:
+        for args in jobs_args:
+            rows += _conventional_rows(args)
+    return rows
+
+
+def curves(rows: list[Row]) -> dict[str, dict[str, list[tuple[float, float]]]]:
+    """codec -> metric -> [(mean bpp, mean quality)] per rate point, over images every codec covered."""
+    points = sorted({r.point for r in rows})
+    codecs = sorted({r.codec if not r.codec.startswith("sdfs") else "sdfs" for r in rows})
+    by_key = {(r.image, "sdfs" if r.codec.startswith("sdfs") else r.codec, r.point): r for r in rows}
+    images = sorted({r.image for r in rows})
+    out: dict = {c: {m: [] for m in METRICS} for c in codecs}
+    for codec in codecs:
+        for point in points:
+            covered = [by_key[(i, codec, point)] for i in images if (i, codec, point) in by_key]
+            if len(covered) < len(images):
+                continue  # a budget too small for this codec on some image: leave the point out
+            for metric in METRICS:
+                values = [getattr(r, metric) for r in covered]
+                if any(math.isnan(v) for v in values):
+                    continue
+                out[codec][metric].append((float(np.mean([r.bpp for r in covered])), float(np.mean(values))))
+    return out
+
+
+def bd_rate(reference: list[tuple[float, float]], test: list[tuple[float, float]],
+            bpp_range: tuple[float, float] = BPP_RANGE) -> float:
+    """Bjøntegaard delta rate in percent of ``test`` against ``reference`` (piecewise-cubic in log rate)."""
+    from scipy.interpolate import PchipInterpolator
+
+    ref = sorted(p for p in reference if bpp_range[0] <= p[0] <= bpp_range[1])
+    tst = sorted(p for p in test if bpp_range[0] <= p[0] <= bpp_range[1])
+    if len(ref) < 2 or len(tst) < 2:
+        return float("nan")
+
+    def log_rate_of_quality(points):
+        by_quality = sorted(points, key=lambda p: p[1])
+        q = np.array([p[1] for p in by_quality])
+        r = np.log(np.array([p[0] for p in by_quality]))
+        keep = np.concatenate([[True], np.diff(q) > 1e-9])
+        return q[keep], r[keep]
+
+    q1, r1 = log_rate_of_quality(ref)
+    q2, r2 = log_rate_of_quality(tst)
+    low, high = max(q1.min(), q2.min()), min(q1.max(), q2.max())
+    if high <= low or len(q1) < 2 or len(q2) < 2:
+        return float("nan")
+    grid = np.linspace(low, high, 100)
+    diff = np.mean(PchipInterpolator(q2, r2)(grid) - PchipInterpolator(q1, r1)(grid))
+    return float((math.exp(diff) - 1) * 100)
+
+
+def summary_table(rows: list[Row]) -> str:
+    data = curves(rows)
+    lines = ["rate-distortion (mean over images):"]
+    for codec, by_metric in data.items():
+        pts = by_metric["psnr"]
+        lines.append(f"  {codec:6s} " + "  ".join(f"{b:.3f} bpp {q:5.2f} dB" for b, q in pts))
+    lines.append(f"BD-rate of sdfs against each codec over {BPP_RANGE[0]}-{BPP_RANGE[1]} bpp (negative = sdfs smaller):")
+    for codec in data:
+        if codec == "sdfs":
+            continue
+        cells = []
+        for metric in METRICS:
+            value = bd_rate(data[codec][metric], data["sdfs"][metric])
+            cells.append(f"{metric} {f'{value:+.1f}%' if not math.isnan(value) else _why_undefined(data, codec, metric)}")
+        lines.append(f"  vs {codec:5s} " + "  ".join(cells))
+    return "\n".join(lines)
+
+
+def _why_undefined(data: dict, codec: str, metric: str) -> str:
+    ours, theirs = data["sdfs"][metric], data[codec][metric]
+    if len(ours) < 2 or len(theirs) < 2:
+        return "n/a (too few rate points in range)"
+    if min(q for _, q in theirs) > max(q for _, q in ours):
+        return f"n/a ({codec} is better at every rate: no common quality range)"
+    if max(q for _, q in theirs) < min(q for _, q in ours):
+        return f"n/a (sdfs is better at every rate: no common quality range)"
+    return "n/a"
+
+
+def write_outputs(rows: list[Row], out: Path) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    written = [out / "results.csv", out / "results.json"]
+    with open(written[0], "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(asdict(rows[0])))
+        writer.writeheader()
+        writer.writerows(asdict(r) for r in rows)
+    data = curves(rows)
+    bd = {codec: {m: bd_rate(data[codec][m], data["sdfs"][m]) for m in METRICS} for codec in data if codec != "sdfs"}
+    written[1].write_text(json.dumps({"rows": [asdict(r) for r in rows], "curves": data, "bd_rate": bd}, indent=1))
+    written += _plots(data, out)
+    return written
+
+
+def _plots(data: dict, out: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = []
+    for metric in METRICS:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for codec, by_metric in data.items():
+            pts = by_metric[metric]
+            if pts:
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=codec)
+        ax.set_xlabel("bits per pixel")
+        ax.set_ylabel(metric)
+        ax.grid(alpha=0.3)
+        ax.legend()
+        path = out / f"rd_{metric}.png"
+        fig.tight_layout()
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+def codecs_for(model, bits: list[int], effort: int) -> dict[str, Codec]:
+    return {f"b{b}" + (f"e{effort}" if effort else ""): Codec(model, CodecConfig(bits=b, effort=effort)) for b in bits}

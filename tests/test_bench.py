@@ -1,0 +1,42 @@
+"""sdfs bench on small crops: budgets are respected, outputs are written, BD-rate is computed right."""
+
+from __future__ import annotations
+
+import csv
+import math
+
+import numpy as np
+from PIL import Image
+
+from sdfs.bench import bd_rate
+from tests.conftest import KODAK
+from tests.mountutil import sdfs
+
+
+def test_bd_rate_of_known_curves():
+    reference = [(0.1, 20.0), (0.2, 24.0), (0.4, 28.0)]
+    assert abs(bd_rate(reference, reference)) < 1e-9
+    half = [(b / 2, q) for b, q in reference]
+    assert abs(bd_rate(reference, half) + 50.0) < 1e-6
+    assert math.isnan(bd_rate(reference, [(0.1, 40.0), (0.2, 45.0)]))  # no common quality range
+
+
+def test_bench_matches_budgets_and_writes_results(tmp_path):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for name, (y, x) in {"a.png": (100, 50), "b.png": (400, 300)}.items():  # kodim19 is 512x768
+        pixels = np.asarray(Image.open(KODAK / "kodim19.png").convert("RGB"))[y:y + 176, x:x + 176]
+        Image.fromarray(pixels).save(folder / name)
+    out = tmp_path / "out"
+    result = sdfs("bench", str(folder), "--bits", "3,6", "--codecs", "jpeg,webp", "--out", str(out), "--jobs", "2")
+    assert "BD-rate of sdfs against each codec" in result.stdout and "vs jpeg" in result.stdout
+    for name in ("results.csv", "results.json", "rd_psnr.png", "rd_msssim.png", "rd_ssimulacra2.png"):
+        assert (out / name).stat().st_size > 0
+    rows = list(csv.DictReader(open(out / "results.csv")))
+    budgets = {(r["image"], r["point"]): int(r["bytes"]) for r in rows if r["codec"].startswith("sdfs")}
+    assert len(budgets) == 4
+    conventional = [r for r in rows if not r["codec"].startswith("sdfs")]
+    assert conventional, "no conventional codec fitted any budget"
+    for r in conventional:
+        assert int(r["bytes"]) <= budgets[(r["image"], r["point"])]
+        assert float(r["psnr"]) > 15 and float(r["msssim"]) > 0.5 and not math.isnan(float(r["ssimulacra2"]))
