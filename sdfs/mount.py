@@ -49,7 +49,7 @@ def serve(store_path: str, mountpoint: str, model: str | None, device: str, fami
     from .fs import mount
     from .service import Service
 
-    mp = Path(mountpoint)
+    mp = Path(mountpoint).absolute()
     if not mp.is_dir():
         raise MountError(f"mount point {mountpoint} is not a directory")
     store = Store(store_path, create=True)

@@ -177,7 +177,7 @@ class Store:
 
     def __init__(self, path: str | Path, create: bool = True, config: dict | None = None,
                  map_size: int = INITIAL_MAP_SIZE, lock: bool = True, readonly: bool = False) -> None:
-        self.path = Path(path)
+        self.path = Path(path).absolute()  # libfuse may change the working directory under us
         if not (self.path / "data.mdb").exists():
             if not create:
                 raise StoreError(f"{self.path}: no sdfs store here")

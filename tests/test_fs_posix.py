@@ -111,3 +111,23 @@ def test_modes_times_and_statfs(mnt):
     with pytest.raises(OSError) as err:
         (mnt / ("n" * 256)).write_text("too long")
     assert err.value.errno == errno.ENAMETOOLONG
+
+
+def test_relative_store_and_mountpoint(tmp_path):
+    """libfuse may chdir; a mount given relative paths must keep working (statfs, spill files, logs)."""
+    import subprocess
+    import sys
+
+    (tmp_path / "mnt").mkdir()
+    made = subprocess.run([sys.executable, "-m", "sdfs.cli", "mount", "store", "mnt"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert made.returncode == 0, made.stderr
+    try:
+        (tmp_path / "mnt" / "f.txt").write_text("relative")
+        assert (tmp_path / "mnt" / "f.txt").read_text() == "relative"
+        assert os.statvfs(tmp_path / "mnt").f_blocks > 0
+        assert "Traceback" not in (tmp_path / "store" / "sdfs.log").read_text()
+    finally:
+        subprocess.run([sys.executable, "-m", "sdfs.cli", "umount", "mnt"], cwd=tmp_path, check=False)
+        if os.path.ismount(tmp_path / "mnt"):
+            subprocess.run(["fusermount3", "-uz", str(tmp_path / "mnt")], check=False)
