@@ -216,7 +216,7 @@ def _why_undefined(data: dict, codec: str, metric: str) -> str:
     if min(q for _, q in theirs) > max(q for _, q in ours):
         return f"n/a ({codec} is better at every rate: no common quality range)"
     if max(q for _, q in theirs) < min(q for _, q in ours):
-        return f"n/a (sdfs is better at every rate: no common quality range)"
+        return "n/a (sdfs is better at every rate: no common quality range)"
     return "n/a"
 
 

@@ -38,3 +38,6 @@ def kodak_crop():
     img = read_image(KODAK / "kodim23.png")
     img.pixels = np.ascontiguousarray(img.pixels[160:288, 288:480])
     return img
+
+
+from tests.library import library  # noqa: E402,F401 - the photo-library fixture of the filesystem tests

@@ -7,7 +7,7 @@ import shutil
 
 from PIL import Image
 
-from tests.library import KODAK_FILES, check_library, library  # noqa: F401 - a fixture
+from tests.library import KODAK_FILES, check_library
 from tests.mountutil import mounted, sdfs
 
 

@@ -9,11 +9,10 @@ import threading
 from pathlib import Path
 
 import numpy as np
-import pytest
 from PIL import Image
 
 from tests.conftest import KODAK, psnr
-from tests.library import KODAK_FILES, check_library, expected_pixels, library  # noqa: F401 - a fixture
+from tests.library import KODAK_FILES, check_library, expected_pixels
 from tests.mountutil import mounted, sdfs, stats, wait_for_encoder
 
 def sdfs_decode_psnr(tmp_path: Path) -> dict[str, float]:
