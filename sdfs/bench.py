@@ -51,7 +51,7 @@ def ms_ssim(a: np.ndarray, b: np.ndarray) -> float:
 
     if min(a.shape[:2]) <= 160:  # five scales of an 11-pixel window need 161 pixels
         return float("nan")
-    x, y = (torch.from_numpy(np.ascontiguousarray(v)).permute(2, 0, 1)[None].double() for v in (a, b))
+    x, y = (torch.from_numpy(np.array(v, dtype=np.float64)).permute(2, 0, 1)[None] for v in (a, b))
     return float(_ms_ssim(x, y, data_range=255.0))
 
 
@@ -191,12 +191,28 @@ def bd_rate(reference: list[tuple[float, float]], test: list[tuple[float, float]
     return float((math.exp(diff) - 1) * 100)
 
 
+def point_table(rows: list[Row]) -> list[str]:
+    """Per codec and sdfs rate point: images the budget fitted, mean bpp and mean of each metric."""
+    images = len({r.image for r in rows})
+    lines = [f"{'codec':10s} {'point':5s} {'images':>6s} {'bpp':>6s} {'PSNR':>6s} {'MS-SSIM':>8s} {'SSIM2':>6s}"]
+    groups: dict[tuple[str, str], list[Row]] = {}
+    for r in rows:
+        groups.setdefault((r.codec, r.point), []).append(r)
+    for (codec, point), group in sorted(groups.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        mean = {k: float(np.nanmean([getattr(r, k) for r in group])) for k in ("bpp", *METRICS)}
+        lines.append(f"{codec:10s} {point:5s} {len(group):3d}/{images:<2d} {mean['bpp']:6.3f} {mean['psnr']:6.2f} "
+                     f"{mean['msssim']:8.4f} {mean['ssimulacra2']:6.1f}")
+    return lines
+
+
 def summary_table(rows: list[Row]) -> str:
     data = curves(rows)
-    lines = ["rate-distortion (mean over images):"]
+    lines = ["equal-byte comparison (a codec is listed at a point for the images whose budget it could meet):"]
+    lines += ["  " + line for line in point_table(rows)]
+    lines.append("rate-distortion curves, over the points every image reached (PSNR):")
     for codec, by_metric in data.items():
         pts = by_metric["psnr"]
-        lines.append(f"  {codec:6s} " + "  ".join(f"{b:.3f} bpp {q:5.2f} dB" for b, q in pts))
+        lines.append(f"  {codec:6s} " + ("  ".join(f"{b:.3f} bpp {q:5.2f} dB" for b, q in pts) or "-"))
     lines.append(f"BD-rate of sdfs against each codec over {BPP_RANGE[0]}-{BPP_RANGE[1]} bpp (negative = sdfs smaller):")
     for codec in data:
         if codec == "sdfs":
