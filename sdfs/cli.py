@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
+from .units import human_bytes
+
 log = logging.getLogger("sdfs")
 
 BLOB_SUFFIX = ".sdl"
@@ -30,16 +32,8 @@ class Tally:
         seconds = time.perf_counter() - self.started
         bpp = f", {self.bytes_out * 8 / self.pixels:.3f} bpp" if self.pixels and verb == "encoded" else ""
         failed = f", {len(self.failures)} failed" if self.failures else ""
-        return (f"{verb} {self.files} files, {_human(self.bytes_in)} -> {_human(self.bytes_out)}{bpp}, "
+        return (f"{verb} {self.files} files, {human_bytes(self.bytes_in)} -> {human_bytes(self.bytes_out)}{bpp}, "
                 f"{seconds:.1f} s{failed}")
-
-
-def _human(n: int) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return str(n)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -400,7 +394,7 @@ def run_export(args) -> int:
         with _progress(sum(1 for i in store.inodes() if i.kind == "file"), "file") as bar:
             report = export_tree(store, args.dest, codec, args.format, progress=bar.update)
     print(f"exported {report.files} files ({report.images} images as {args.format}), "
-          f"{_human(report.bytes_out)}" + (f", {len(report.failures)} failed" if report.failures else ""),
+          f"{human_bytes(report.bytes_out)}" + (f", {len(report.failures)} failed" if report.failures else ""),
           file=sys.stderr)
     return 1 if report.failures else 0
 
@@ -422,7 +416,7 @@ def run_models(args) -> int:
         print("no SD VAE in the Hugging Face cache; sdfs downloads madebyollin/taesd on first use, or pass --model PATH")
         return 0
     for m in models:
-        print(f"{m['id']:40s} {m['class']:16s} family {m['family']:5s} {_human(m['bytes']):>9s}  {m['path']}")
+        print(f"{m['id']:40s} {m['class']:16s} family {m['family']:5s} {human_bytes(m['bytes']):>9s}  {m['path']}")
     return 0
 
 

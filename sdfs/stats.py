@@ -6,6 +6,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from .store import Store
+from .units import human_bytes
 
 
 @dataclass
@@ -53,20 +54,12 @@ def render(stats: StoreStats, settings: dict) -> str:
         f"store        {settings.get('family', '?')} latents, model {settings.get('model', '?')}, "
         f"codec {settings.get('codec', {})}",
         f"files        {stats.files} in {stats.directories} directories, {stats.symlinks} symlinks",
-        f"original     {_human(stats.original_bytes)}",
-        f"stored       {_human(stats.stored_bytes)}  (ratio x{stats.ratio:.1f}; LMDB file {_human(stats.store_file_bytes)})",
-        f"as shown     {_human(stats.visible_bytes)}  (the PNG views' sizes)",
+        f"original     {human_bytes(stats.original_bytes)}",
+        f"stored       {human_bytes(stats.stored_bytes)}  (ratio x{stats.ratio:.1f}; LMDB file {human_bytes(stats.store_file_bytes)})",
+        f"as shown     {human_bytes(stats.visible_bytes)}  (the PNG views' sizes)",
         f"queue        {stats.queued} files waiting for the encoder",
         "codec mix:",
     ]
     for content, count in stats.mix.most_common():
-        lines.append(f"  {LABELS.get(content, content):24s} {count:8d} files  {_human(stats.mix_bytes[content]):>10s}")
+        lines.append(f"  {LABELS.get(content, content):24s} {count:8d} files  {human_bytes(stats.mix_bytes[content]):>10s}")
     return "\n".join(lines)
-
-
-def _human(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return str(n)
