@@ -99,10 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     mnt.add_argument("--keep-originals", action="store_true", help="keep each original file beside its latent")
     mnt.add_argument("-o", dest="options", default="", help="comma-separated: ro, allow_other")
     mnt.add_argument("--log", type=Path, help="daemon log file (default STORE/sdfs.log)")
-    mnt.add_argument("--bits", type=int, help="codec settings for a new store (see encode)")
-    mnt.add_argument("--quantizer", choices=("uniform", "palette"))
-    mnt.add_argument("--effort", type=int, choices=range(5))
-    _add_model_options(mnt, model_default=None)
+    _add_new_store_options(mnt)
     mnt.set_defaults(run=run_mount)
 
     umnt = sub.add_parser("umount", help="unmount cleanly (also recovers a mount whose daemon died)")
@@ -119,10 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("store")
     imp.add_argument("--batch", type=int, default=8, help="images per device batch")
     imp.add_argument("--keep-originals", action="store_true")
-    imp.add_argument("--bits", type=int, help="codec settings for a new store (see encode)")
-    imp.add_argument("--quantizer", choices=("uniform", "palette"))
-    imp.add_argument("--effort", type=int, choices=range(5))
-    _add_model_options(imp, model_default=None)
+    _add_new_store_options(imp)
     imp.set_defaults(run=run_import)
 
     exp = sub.add_parser("export", help="write a store's files out (images decoded) without a mount")
@@ -155,6 +149,14 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("-v", "--verbose", action="count", default=0)
         p.add_argument("-q", "--quiet", action="count", default=0)
     return parser
+
+
+def _add_new_store_options(p: argparse.ArgumentParser) -> None:
+    """Codec settings recorded in a store when it is created (an existing store keeps its own)."""
+    p.add_argument("--bits", type=int, help="codec settings for a new store (see encode)")
+    p.add_argument("--quantizer", choices=("uniform", "palette"))
+    p.add_argument("--effort", type=int, choices=range(5))
+    _add_model_options(p, model_default=None)
 
 
 def _add_model_options(p: argparse.ArgumentParser, model_default: str | None = "madebyollin/taesd") -> None:
