@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from .store import Store, StoreError
+from .store import Store
 
 log = logging.getLogger(__name__)
 
@@ -134,5 +134,3 @@ def _is_alive(pid: int | None) -> bool:
     except ChildProcessError:
         return True
 
-
-__all__ = ["serve", "daemonise", "unmount", "MountError", "StoreError"]

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from .codec import Codec, ImageData, ImageError, read_image
 from .png import metadata_chunks, png_size, render_png
-from .store import LATENT, METADATA, ORIGINAL, Inode, Store
+from .store import ORIGINAL, Inode, Store
 
 log = logging.getLogger(__name__)
 
@@ -245,14 +245,6 @@ class Service:
         self.stats.errors.append(message)
         self.store.finish_encode(ino, generation, None, True)
 
-    def drain(self, timeout: float = 600.0) -> None:
-        """Encode everything queued now (for import and tests)."""
-        while True:
-            batch = self.store.queued(self.batch_size)
-            if not batch:
-                return
-            self.encode_batch(batch)
-
 
 def classify(data: bytes, max_pixels: int, name: str = "") -> ImageData | None:
     """The decoded image if ``data`` is a still image worth encoding, else None (stored byte-exact)."""
@@ -267,5 +259,3 @@ def classify(data: bytes, max_pixels: int, name: str = "") -> ImageData | None:
         return None
     return image
 
-
-__all__ = ["Service", "RenderCache", "DeviceLock", "classify", "LATENT", "METADATA"]

@@ -470,8 +470,8 @@ class Store:
     def purge_orphans(self) -> int:
         """Inodes left with no names by a crash between unlink and purge; returns how many."""
         with self.read() as txn:
-            orphans = [Inode.from_bytes(v).ino for _, v in txn.cursor(db=self._dbs["inodes"])
-                       if Inode.from_bytes(v).nlink <= 0]
+            inodes = (Inode.from_bytes(v) for _, v in txn.cursor(db=self._dbs["inodes"]))
+            orphans = [inode.ino for inode in inodes if inode.nlink <= 0]
         for ino in orphans:
             self.purge(ino)
         return len(orphans)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -44,7 +44,6 @@ class ImageData:
     alpha: np.ndarray | None = None
     icc: bytes | None = None
     exif: bytes | None = None
-    extra: dict = field(default_factory=dict)
 
     @property
     def height(self) -> int:
