@@ -22,6 +22,7 @@ import numpy as np
 from PIL import Image
 
 from .codec import Codec, CodecConfig, ImageData, read_image
+from .metrics import METRICS as METRICS_BY_NAME
 
 CONVENTIONAL = {"jpeg": "JPEG", "webp": "WEBP", "avif": "AVIF"}
 METRICS = ("psnr", "msssim", "ssimulacra2")
@@ -40,39 +41,8 @@ class Row:
     ssimulacra2: float
 
 
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return 10 * math.log10(255.0**2 / mse) if mse else 100.0
-
-
-def ms_ssim(a: np.ndarray, b: np.ndarray) -> float:
-    import torch
-    from pytorch_msssim import ms_ssim as _ms_ssim
-
-    if min(a.shape[:2]) <= 160:  # five scales of an 11-pixel window need 161 pixels
-        return float("nan")
-    x, y = (torch.from_numpy(np.array(v, dtype=np.float64)).permute(2, 0, 1)[None] for v in (a, b))
-    return float(_ms_ssim(x, y, data_range=255.0))
-
-
-def ssimulacra2(a: np.ndarray, b: np.ndarray) -> float:
-    from ssimulacra2 import compute_ssimulacra2
-
-    if min(a.shape[:2]) < 8:
-        return float("nan")
-    return float(compute_ssimulacra2(_png(a), _png(b)))
-
-
-def _png(pixels: np.ndarray) -> io.BytesIO:
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, "PNG", compress_level=1)
-    buffer.seek(0)
-    return buffer
-
-
 def measure(original: np.ndarray, decoded: np.ndarray, metrics: Iterable[str]) -> dict[str, float]:
-    functions = {"psnr": psnr, "msssim": ms_ssim, "ssimulacra2": ssimulacra2}
-    return {name: (functions[name](original, decoded) if name in metrics else float("nan")) for name in METRICS}
+    return {name: (METRICS_BY_NAME[name](original, decoded) if name in metrics else float("nan")) for name in METRICS}
 
 
 def encode_conventional(pixels: np.ndarray, fmt: str, quality: int) -> bytes:

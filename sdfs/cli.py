@@ -156,6 +156,11 @@ def _add_new_store_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bits", type=int, help="codec settings for a new store (see encode)")
     p.add_argument("--quantizer", choices=("uniform", "palette"))
     p.add_argument("--effort", type=int, choices=range(5))
+    p.add_argument("--quality-floor", metavar="METRIC:SCORE",
+                   help="quality guard: per image, store the smallest of latent, AVIF and the original file "
+                        "whose METRIC (ssimulacra2, psnr, msssim) reaches SCORE; 'off' stores latents only. "
+                        "New stores default to ssimulacra2:30; given for an existing store, it changes the "
+                        "store's floor for files encoded from then on")
     _add_model_options(p, model_default=None)
 
 
@@ -353,8 +358,7 @@ def run_mount(args) -> int:
         return daemonise(argv, args.store, args.mountpoint, args.log or Path(args.store) / "sdfs.log")
     serve(args.store, args.mountpoint, args.model, args.device, args.family, args.cache_size, args.keep_originals,
           readonly="ro" in options, allow_other="allow_other" in options,
-          codec_config={"bits": args.bits, "quantizer": args.quantizer, "effort": args.effort,
-                        "max_pixels": args.max_pixels})
+          codec_config=_new_store_config(args))
     return 0
 
 
@@ -365,6 +369,11 @@ def run_umount(args) -> int:
     return 0
 
 
+def _new_store_config(args) -> dict:
+    return {"bits": args.bits, "quantizer": args.quantizer, "effort": args.effort, "max_pixels": args.max_pixels,
+            "quality_floor": args.quality_floor}
+
+
 def _store_codec(store, args, config: dict):
     from .mount import open_codec_for_store
 
@@ -373,15 +382,15 @@ def _store_codec(store, args, config: dict):
 
 def run_import(args) -> int:
     from .importer import count_files, import_tree
+    from .mount import guard_for_store
     from .store import Store
 
     if not args.source.is_dir():
         raise FileNotFoundError(f"{args.source}: not a folder")
     with Store(args.store, create=True) as store:
-        codec = _store_codec(store, args, {"bits": args.bits, "quantizer": args.quantizer, "effort": args.effort,
-                                           "max_pixels": args.max_pixels})
+        codec = _store_codec(store, args, _new_store_config(args))
         with _progress(count_files(args.source), "file") as bar:
-            report = import_tree(args.source, store, codec, batch_size=args.batch,
+            report = import_tree(args.source, store, codec, guard_for_store(store), batch_size=args.batch,
                                  keep_originals=args.keep_originals, progress=bar.update)
     print(report.summary(), file=sys.stderr)
     return 1 if report.failures else 0

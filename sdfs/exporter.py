@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Callable
 
 from .codec import Codec, read_image
-from .store import LATENT, ORIGINAL, Inode, Store
+from .guard import decode_avif
+from .store import AVIF, LATENT, ORIGINAL, Inode, Store
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,8 @@ def _export_file(store: Store, inode: Inode, target: Path, codec: Codec, fmt: st
     else:
         if inode.content == "latent":
             image = codec.decode(store.blob(inode.ino, LATENT))
+        elif inode.content == "avif":
+            image = decode_avif(store.blob(inode.ino, AVIF), grey=inode.image["channels"] == 1)
         else:
             image = read_image(store.blob(inode.ino, ORIGINAL), max_pixels=codec.config.max_pixels)
         buffer = io.BytesIO()

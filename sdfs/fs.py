@@ -15,14 +15,16 @@ from pathlib import Path
 
 import mfusepy
 
-from .store import FsError, Inode, Store, decode_xattr, encode_xattr, now_ns
+from .guard import describe
 from .service import Service
+from .store import FsError, Inode, Store, decode_xattr, encode_xattr, now_ns
 
 log = logging.getLogger(__name__)
 
 SPILL_BYTES = 64 << 20  # write buffers larger than this spill to a file under STORE/tmp
 UTIME_NOW, UTIME_OMIT = (1 << 30) - 1, (1 << 30) - 2
-SDFS_XATTRS = ("user.sdfs.codec", "user.sdfs.stored_bytes", "user.sdfs.original_bytes", "user.sdfs.ratio")
+SDFS_XATTRS = ("user.sdfs.codec", "user.sdfs.guard", "user.sdfs.stored_bytes", "user.sdfs.original_bytes",
+               "user.sdfs.ratio")
 ENOATTR = getattr(errno, "ENOATTR", errno.ENODATA)
 
 
@@ -387,8 +389,9 @@ class SdfsOperations(mfusepy.Operations):
         if inode.kind != "file":
             return None
         if name == "user.sdfs.codec":
-            return {"raw": "original (byte-exact)", "image": "original (queued for encoding)",
-                    "latent": "latent"}.get(inode.content, inode.content)
+            return describe(inode.content, inode.choice)
+        if name == "user.sdfs.guard":
+            return json.dumps(inode.choice or {})
         if name == "user.sdfs.stored_bytes":
             return str(inode.stored_size)
         if name == "user.sdfs.original_bytes":

@@ -7,13 +7,16 @@ queue refers to files that are waiting for it.
 
 from __future__ import annotations
 
+import io
 import struct
 from collections import Counter
 from dataclasses import dataclass, field
 
+from PIL import Image
+
 from .codec.container import Blob, ContainerError
 from .png import png_size
-from .store import LATENT, METADATA, ORIGINAL, ROOT_INO, Inode, Store, ino_key
+from .store import AVIF, LATENT, METADATA, ORIGINAL, ROOT_INO, Inode, Store, ino_key
 
 
 @dataclass
@@ -102,7 +105,7 @@ def _check_inode(store, txn, inode, links, subdirs, blobs, queue, report, fixes)
     if inode.kind != "file":
         return
     key = ino_key(inode.ino)
-    if inode.content in ("raw", "image"):
+    if inode.content in ("raw", "image", "original"):
         data = txn.get(key + ORIGINAL, db=store.db("blobs"))
         report.checked_blobs += data is not None
         if data is None:
@@ -131,8 +134,27 @@ def _check_inode(store, txn, inode, links, subdirs, blobs, queue, report, fixes)
         if inode.size != expected:
             report.problems.append(f"{label}: size {inode.size}, its PNG view is {expected} bytes")
             fixes.append(("set", inode.ino, "size", expected))
+    elif inode.content == "avif":
+        _check_avif(txn.get(key + AVIF, db=store.db("blobs")), inode, label, report)
     else:
         report.problems.append(f"{label}: unknown content kind {inode.content!r}")
+
+
+def _check_avif(data: bytes | None, inode: Inode, label: str, report: Report) -> None:
+    report.checked_blobs += data is not None
+    if data is None:
+        report.problems.append(f"{label}: AVIF blob missing")
+        return
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            found = (im.format, im.size)
+    except Exception as exc:  # noqa: BLE001 - any parse failure is the finding
+        report.problems.append(f"{label}: AVIF blob corrupt: {exc}")
+        return
+    expected = ("AVIF", (inode.image["width"], inode.image["height"]))
+    if found != expected:
+        report.problems.append(f"{label}: AVIF blob is {found[0]} {found[1][0]}x{found[1][1]}, "
+                               f"expected AVIF {expected[1][0]}x{expected[1][1]}")
 
 
 def _apply(store: Store, fixes: list, report: Report) -> None:

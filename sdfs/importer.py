@@ -11,11 +11,13 @@ import logging
 import os
 import stat
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from .codec import Codec
+from .guard import QualityGuard, encode_images
 from .png import metadata_chunks, png_size
 from .service import classify
 from .store import FsError, Store
@@ -32,19 +34,22 @@ class ImportReport:
     bytes_stored: int = 0
     seconds: float = 0.0
     failures: list[str] = field(default_factory=list)
+    kinds: Counter = field(default_factory=Counter)  # images stored as latent / avif / original
 
     def summary(self) -> str:
         rate = self.bytes_in / self.seconds / 1e6 if self.seconds else 0.0
         ratio = self.bytes_in / self.bytes_stored if self.bytes_stored else 0.0
         failed = f", {len(self.failures)} failed" if self.failures else ""
-        return (f"imported {self.files} files ({self.images} images, {self.skipped} already there), "
+        kinds = ", ".join(f"{n} {kind}" for kind, n in self.kinds.most_common())
+        return (f"imported {self.files} files ({self.images} images{': ' + kinds if kinds else ''}; "
+                f"{self.skipped} already there), "
                 f"{self.bytes_in / 1e6:.1f} MB -> {self.bytes_stored / 1e6:.2f} MB (x{ratio:.1f}), "
                 f"{self.seconds:.1f} s, {rate:.2f} MB/s, {self.files / self.seconds if self.seconds else 0:.2f} files/s"
                 f"{failed}")
 
 
-def import_tree(source: Path, store: Store, codec: Codec, batch_size: int = 8, keep_originals: bool = False,
-                progress: Callable[[int], None] | None = None) -> ImportReport:
+def import_tree(source: Path, store: Store, codec: Codec, guard: QualityGuard, batch_size: int = 8,
+                keep_originals: bool = False, progress: Callable[[int], None] | None = None) -> ImportReport:
     report = ImportReport()
     started = time.perf_counter()
     pending: list[tuple[Path, str, os.stat_result, bytes, object]] = []
@@ -69,10 +74,10 @@ def import_tree(source: Path, store: Store, codec: Codec, batch_size: int = 8, k
             continue
         pending.append((path, rel, info, data, image))
         if len(pending) >= batch_size:
-            _encode_batch(store, codec, pending, keep_originals, report, progress)
+            _encode_batch(store, codec, guard, pending, keep_originals, report, progress)
             pending = []
     if pending:
-        _encode_batch(store, codec, pending, keep_originals, report, progress)
+        _encode_batch(store, codec, guard, pending, keep_originals, report, progress)
     report.seconds = time.perf_counter() - started
     return report
 
@@ -126,28 +131,17 @@ def _commit_raw(store: Store, rel: str, info: os.stat_result, data: bytes) -> No
     store.update(inode.ino, atime_ns=info.st_atime_ns)
 
 
-def _encode_batch(store, codec, pending, keep_originals, report, progress) -> None:
-    try:
-        blobs = codec.encode_batch([image for *_, image in pending])
-    except Exception:  # noqa: BLE001 - retry one by one so that a bad file names itself
-        blobs = []
-        for path, *_, image in pending:
-            try:
-                blobs.append(codec.encode(image))
-            except Exception as exc:  # noqa: BLE001
-                _fail(report, path, exc)
-                blobs.append(None)
-    for (path, rel, info, data, image), blob in zip(pending, blobs):
+def _encode_batch(store, codec, guard, pending, keep_originals, report, progress) -> None:
+    choices = encode_images(codec, guard, [(str(path), image, data) for path, _, _, data, image in pending])
+    for (path, rel, info, data, image), choice in zip(pending, choices):
         metadata = metadata_chunks(image.icc, image.exif)
         size = png_size(image.width, image.height, image.channels, len(metadata))
         shape = {"width": image.width, "height": image.height, "channels": image.channels}
         inode = _node(store, rel, info)
         inode = store.set_content(inode.ino, data, size, shape, metadata, queue=True, mtime_ns=info.st_mtime_ns)
-        if blob is not None:
-            store.finish_encode(inode.ino, inode.generation, blob, keep_originals)
-            report.bytes_stored += len(blob) + (len(data) if keep_originals else 0)
-        else:
-            report.bytes_stored += len(data)  # stays queued: a mount's encoder will try again
+        store.finish_encode(inode.ino, inode.generation, choice.kind, choice.data, keep_originals, choice.record)
+        report.bytes_stored += store.get(inode.ino).stored_size
+        report.kinds[choice.kind] += 1
         report.files += 1
         report.images += 1
         report.bytes_in += len(data)

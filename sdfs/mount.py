@@ -25,10 +25,16 @@ class MountError(RuntimeError):
 def open_codec_for_store(store: Store, model: str | None, device: str, family: str | None, config: dict):
     """Load the codec a store was made with, or record this one for a new store.
 
-    A store remembers its latent family; a model of another family is refused.
+    A store remembers its latent family; a model of another family is refused. ``config`` may
+    carry ``quality_floor``: the default for a new store, a change for an existing one.
     """
     from .codec import Codec, CodecConfig, load_model
+    from .guard import DEFAULT_FLOOR, QualityFloor
 
+    config = dict(config)
+    floor = config.pop("quality_floor", None)
+    if floor is not None:
+        floor = str(QualityFloor.parse(floor) or "off")
     settings = store.settings
     chosen = model or settings.get("model") or "madebyollin/taesd"
     latent_model = load_model(chosen, device=device, family=family)
@@ -37,10 +43,22 @@ def open_codec_for_store(store: Store, model: str | None, device: str, family: s
                          f"{chosen} reads {latent_model.family.name} latents and cannot decode them")
     if settings.get("family"):
         codec_settings = settings.get("codec", {})
+        if floor is not None and floor != settings.get("quality_floor", "off"):
+            log.info("%s: quality floor %s from now on (was %s)", store.path, floor,
+                     settings.get("quality_floor", "off"))
+            store.update_settings({"quality_floor": floor})
     else:
         codec_settings = {k: v for k, v in config.items() if v is not None}
-        store.update_settings({"family": latent_model.family.name, "model": chosen, "codec": codec_settings})
+        store.update_settings({"family": latent_model.family.name, "model": chosen, "codec": codec_settings,
+                               "quality_floor": floor or DEFAULT_FLOOR})
     return Codec(latent_model, CodecConfig(**codec_settings))
+
+
+def guard_for_store(store: Store):
+    """The store's quality guard (stores made before the guard existed have none: latents only)."""
+    from .guard import QualityFloor, QualityGuard
+
+    return QualityGuard(QualityFloor.parse(store.settings.get("quality_floor", "off")))
 
 
 def serve(store_path: str, mountpoint: str, model: str | None, device: str, family: str | None, cache_size: int,
@@ -59,11 +77,12 @@ def serve(store_path: str, mountpoint: str, model: str | None, device: str, fami
         orphans = store.purge_orphans()
         if orphans:
             log.info("removed %d unlinked files left by an earlier crash", orphans)
-        service = Service(store, codec, cache_size=cache_size, keep_originals=keep_originals)
+        service = Service(store, codec, guard_for_store(store), cache_size=cache_size,
+                          keep_originals=keep_originals)
         if not readonly:
             service.start()
-        log.info("serving %s at %s (model %s, %d files queued for encoding)", store_path, mountpoint,
-                 codec.model.model_id, store.queue_length())
+        log.info("serving %s at %s (model %s, quality floor %s, %d files queued for encoding)", store_path,
+                 mountpoint, codec.model.model_id, service.guard.floor or "off", store.queue_length())
         mount(store, service, mp, foreground=True, readonly=readonly, allow_other=allow_other)
         log.info("unmounted %s; %d files still queued for encoding", mountpoint, store.queue_length())
     finally:

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from .codec import Codec, ImageData, ImageError, read_image
+from .guard import QualityGuard, decode_avif, encode_images
 from .png import metadata_chunks, png_size, render_png
 from .store import ORIGINAL, Inode, Store
 
@@ -96,10 +97,11 @@ class ServiceStats:
 class Service:
     """Ingest of closed files, the background encode queue, and rendering for reads."""
 
-    def __init__(self, store: Store, codec: Codec, cache_size: int = 512 << 20, keep_originals: bool = False,
-                 batch_size: int = 4) -> None:
+    def __init__(self, store: Store, codec: Codec, guard: QualityGuard, cache_size: int = 512 << 20,
+                 keep_originals: bool = False, batch_size: int = 4) -> None:
         self.store = store
         self.codec = codec
+        self.guard = guard
         self.cache = RenderCache(cache_size)
         self.keep_originals = keep_originals
         self.batch_size = batch_size
@@ -187,6 +189,9 @@ class Service:
             with self.device.hold(interactive=True):
                 image = self.codec.decode(content)
             self.stats.decodes += 1
+        elif current.content == "avif":
+            image = decode_avif(content, grey=current.image["channels"] == 1)
+            self.stats.decodes += 1
         else:
             image = read_image(content, max_pixels=self.codec.config.max_pixels, name=current.name)
         return render_png(image.pixels, image.alpha, metadata or b"")
@@ -206,44 +211,40 @@ class Service:
                 self._stop.wait(5.0)
 
     def encode_batch(self, batch: list[tuple[int, int]]) -> int:
-        """Encode queued files and swap their blobs in; returns how many were swapped."""
-        jobs: list[tuple[Inode, int, ImageData]] = []
+        """Encode queued files and swap in what the guard chose; returns how many were swapped."""
+        jobs: list[tuple[Inode, int, bytes, ImageData]] = []
         for ino, generation in batch:
             try:
                 inode = self.store.get(ino)
                 data = self.store.blob(ino, ORIGINAL)
-                jobs.append((inode, generation, read_image(data, max_pixels=self.codec.config.max_pixels,
-                                                           name=inode.name)))
+                jobs.append((inode, generation, data, read_image(data, max_pixels=self.codec.config.max_pixels,
+                                                                 name=inode.name)))
             except Exception as exc:  # noqa: BLE001 - reported per file, the queue moves on
                 self._give_up(ino, generation, f"inode {ino}", exc)
         if not jobs:
             return 0
-        with self.device.hold(interactive=False):
-            try:
-                blobs = self.codec.encode_batch([image for _, _, image in jobs])
-            except Exception:  # noqa: BLE001 - retry one by one so a bad file names itself
-                blobs = [self._encode_one(inode, gen, image) for inode, gen, image in jobs]
+        choices = encode_images(self.codec, self.guard, [(i.name, image, data) for i, _, data, image in jobs],
+                                device=lambda: self.device.hold(interactive=False))
         swapped = 0
-        for (inode, generation, _), blob in zip(jobs, blobs):
-            if blob is not None and self.store.finish_encode(inode.ino, generation, blob, self.keep_originals):
+        for (inode, generation, _, _), choice in zip(jobs, choices):
+            if "error" in choice.record:
+                self._count_failure(f"{inode.name}: no latent stored: {choice.record['error']}")
+            if self.store.finish_encode(inode.ino, generation, choice.kind, choice.data, self.keep_originals,
+                                        choice.record):
                 self.cache.drop(inode.ino)
                 swapped += 1
                 self.stats.encodes += 1
         return swapped
 
-    def _encode_one(self, inode: Inode, generation: int, image: ImageData) -> bytes | None:
-        try:
-            return self.codec.encode(image)
-        except Exception as exc:  # noqa: BLE001
-            self._give_up(inode.ino, generation, inode.name, exc)
-            return None
-
     def _give_up(self, ino: int, generation: int, name: str, exc: BaseException) -> None:
         message = f"{name}: not encoded, original kept: {exc}"
         log.error("%s", message)
+        self._count_failure(message)
+        self.store.finish_encode(ino, generation, "original", None, True, {"error": str(exc)})
+
+    def _count_failure(self, message: str) -> None:
         self.stats.encode_failures += 1
         self.stats.errors.append(message)
-        self.store.finish_encode(ino, generation, None, True)
 
 
 def classify(data: bytes, max_pixels: int, name: str = "") -> ImageData | None:

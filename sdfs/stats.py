@@ -27,7 +27,8 @@ class StoreStats:
         return self.original_bytes / self.stored_bytes if self.stored_bytes else 1.0
 
 
-LABELS = {"latent": "latent", "image": "image, not yet encoded", "raw": "byte-exact"}
+LABELS = {"latent": "latent", "avif": "AVIF (quality guard)", "original": "original image (quality guard)",
+          "image": "image, not yet encoded", "raw": "byte-exact"}
 
 
 def gather(store: Store) -> StoreStats:
@@ -52,7 +53,7 @@ def gather(store: Store) -> StoreStats:
 def render(stats: StoreStats, settings: dict) -> str:
     lines = [
         f"store        {settings.get('family', '?')} latents, model {settings.get('model', '?')}, "
-        f"codec {settings.get('codec', {})}",
+        f"codec {settings.get('codec', {})}, quality floor {settings.get('quality_floor', 'off')}",
         f"files        {stats.files} in {stats.directories} directories, {stats.symlinks} symlinks",
         f"original     {human_bytes(stats.original_bytes)}",
         f"stored       {human_bytes(stats.stored_bytes)}  (ratio x{stats.ratio:.1f}; LMDB file {human_bytes(stats.store_file_bytes)})",

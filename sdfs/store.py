@@ -35,7 +35,9 @@ FORMAT_VERSION = 1
 INITIAL_MAP_SIZE = 256 << 20
 RENAME_NOREPLACE, RENAME_EXCHANGE = 1, 2
 
-ORIGINAL, LATENT, METADATA = b"o", b"l", b"m"
+ORIGINAL, LATENT, AVIF, METADATA = b"o", b"l", b"a", b"m"
+# where each stored form of an image lives; "image" (queued) and "original" (kept by the guard) use ORIGINAL
+BLOB_OF_CONTENT = {"latent": LATENT, "avif": AVIF}
 
 
 class StoreError(Exception):
@@ -66,8 +68,11 @@ class Inode:
     mtime_ns: int = 0
     ctime_ns: int = 0
     generation: int = 0  # bumped on every content change; caches key on (ino, generation)
-    content: str = "raw"  # "raw" byte-exact, "image" original kept and queued, "latent" encoded
+    # "raw" byte-exact; images: "image" (original, queued), then what the encoder stored: "latent",
+    # "avif" or "original" (the quality guard kept the file itself)
+    content: str = "raw"
     image: dict | None = None  # width, height, channels of the rendered PNG
+    choice: dict | None = None  # why the encoder stored what it did: floor, candidates' bytes and scores
     original_size: int = 0
     stored_size: int = 0
     target: str | None = None
@@ -461,7 +466,7 @@ class Store:
             if data is None or Inode.from_bytes(data).nlink > 0:
                 return
             txn.delete(ino_key(ino), db=self._dbs["inodes"])
-            for kind in (ORIGINAL, LATENT, METADATA):
+            for kind in (ORIGINAL, LATENT, AVIF, METADATA):
                 txn.delete(ino_key(ino) + kind, db=self._dbs["blobs"])
             txn.delete(ino_key(ino), db=self._dbs["queue"])
 
@@ -579,7 +584,8 @@ class Store:
                 return inode  # unlinked while open: nothing to keep
             key = ino_key(ino)
             txn.put(key + ORIGINAL, data, db=self._dbs["blobs"])
-            txn.delete(key + LATENT, db=self._dbs["blobs"])
+            for kind in BLOB_OF_CONTENT.values():
+                txn.delete(key + kind, db=self._dbs["blobs"])
             if metadata:
                 txn.put(key + METADATA, metadata, db=self._dbs["blobs"])
             else:
@@ -588,6 +594,7 @@ class Store:
             inode.generation += 1
             inode.content = "image" if image else "raw"
             inode.image = image
+            inode.choice = None
             inode.size = size
             inode.original_size = len(data)
             inode.stored_size = len(data)
@@ -618,7 +625,7 @@ class Store:
         with self.read() as txn:
             current = self._get(txn, inode.ino)
             key = ino_key(current.ino)
-            kind = LATENT if current.content == "latent" else ORIGINAL
+            kind = BLOB_OF_CONTENT.get(current.content, ORIGINAL)
             return current, txn.get(key + kind, db=self._dbs["blobs"]), txn.get(key + METADATA, db=self._dbs["blobs"])
 
     def queued(self, limit: int = 64) -> list[tuple[int, int]]:
@@ -634,10 +641,12 @@ class Store:
         with self.read() as txn:
             return txn.stat(self._dbs["queue"])["entries"]
 
-    def finish_encode(self, ino: int, generation: int, blob: bytes | None, keep_original: bool) -> bool:
-        """Swap in the encoded blob if the content is still the one that was queued.
+    def finish_encode(self, ino: int, generation: int, kind: str, blob: bytes | None, keep_original: bool,
+                      choice: dict | None = None) -> bool:
+        """Swap in what the encoder chose (``kind`` latent, avif or original) if the content is still
+        the one that was queued; ``choice`` (the guard's scores, or the error) is kept on the inode.
 
-        ``blob=None`` records that the encoder gave up: the original stays, the queue entry goes.
+        ``kind="original"`` with ``blob=None`` keeps the original file: the guard chose it, or encoding failed.
         """
 
         def swap(txn):
@@ -647,16 +656,19 @@ class Store:
                 return False
             txn.delete(key, db=self._dbs["queue"])
             data = txn.get(key, db=self._dbs["inodes"])
-            if data is None or blob is None:
+            if data is None:
                 return False
             inode = Inode.from_bytes(data)
-            txn.put(key + LATENT, blob, db=self._dbs["blobs"])
-            inode.stored_size = len(blob)
-            if not keep_original:
-                txn.delete(key + ORIGINAL, db=self._dbs["blobs"])
-            else:
-                inode.stored_size += inode.original_size
-            inode.content = "latent"
+            inode.choice = choice
+            inode.content = kind
+            inode.stored_size = inode.original_size
+            if kind != "original":
+                txn.put(key + BLOB_OF_CONTENT[kind], blob, db=self._dbs["blobs"])
+                inode.stored_size = len(blob)
+                if keep_original:
+                    inode.stored_size += inode.original_size
+                else:
+                    txn.delete(key + ORIGINAL, db=self._dbs["blobs"])
             self._put(txn, inode)
             return True
 

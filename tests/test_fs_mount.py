@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -32,7 +33,11 @@ def test_library_in_and_out_survives_remount(tmp_path, library):
         check_library(library, mnt / "photos", {})
         wait_for_encoder(mnt)
         check_library(library, mnt / "photos", bar)
-        assert os.getxattr(mnt / "photos" / "kodim03.png", "user.sdfs.codec") == b"latent"
+        # the default quality guard (ssimulacra2:30): the latent of the face in kodim15 is caught
+        # below the floor and AVIF stored instead, at fewer bytes than the original
+        guard = json.loads(os.getxattr(mnt / "photos" / "kodim15.png", "user.sdfs.guard"))
+        assert guard["floor"] == "ssimulacra2:30" and guard["latent"]["score"] < 30 <= guard["avif"]["score"]
+        assert os.getxattr(mnt / "photos" / "kodim15.png", "user.sdfs.codec").startswith(b"avif")
         assert os.getxattr(mnt / "photos" / "notes.txt", "user.sdfs.codec").startswith(b"original")
         # rsync -a in (temp file + rename) and out
         subprocess.run(["rsync", "-a", f"{library}/", str(mnt / "synced")], check=True)

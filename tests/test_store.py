@@ -58,8 +58,8 @@ def test_content_commit_and_encode_swap_are_atomic(store):
     assert store.queued() == [(f.ino, inode.generation)]
     # a rewrite while the encoder works: the stale result must not be swapped in
     newer = store.set_content(f.ino, b"newer", 1234, {"width": 10, "height": 10, "channels": 3}, queue=True)
-    assert not store.finish_encode(f.ino, inode.generation, b"stale latent", keep_original=False)
-    assert store.finish_encode(f.ino, newer.generation, b"latent", keep_original=False)
+    assert not store.finish_encode(f.ino, inode.generation, "latent", b"stale latent", keep_original=False)
+    assert store.finish_encode(f.ino, newer.generation, "latent", b"latent", keep_original=False)
     assert store.get(f.ino).content == "latent" and store.queue_length() == 0
     assert store.blob(f.ino, b"o") is None and store.blob(f.ino, b"l") == b"latent"
 

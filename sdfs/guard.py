@@ -1,0 +1,192 @@
+"""The quality guard: per image, store the smallest of {latent, AVIF, original file} that meets the floor.
+
+Latents fail on faces, small text and graphics, and at equal bytes AVIF usually looks better
+(docs/BENCHMARKS.md). The guard measures the decoded latent against the original with the
+store's metric; AVIF is searched for the lowest quality that still meets the floor; the original
+file always meets it. Whatever is chosen is never larger than the original file.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+from PIL import Image
+
+from .codec import Codec, ImageData
+from .metrics import METRICS
+
+log = logging.getLogger(__name__)
+
+LATENT, AVIF, ORIGINAL = "latent", "avif", "original"
+AVIF_SPEED = 6
+DEFAULT_FLOOR = "ssimulacra2:30"
+
+
+class FloorError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class QualityFloor:
+    """A metric (psnr, msssim or ssimulacra2) and the lowest score an image may be stored at."""
+
+    metric: str
+    threshold: float
+
+    @classmethod
+    def parse(cls, text: str | None) -> "QualityFloor | None":
+        """``METRIC:THRESHOLD`` (e.g. ``ssimulacra2:30``, ``psnr:32``), or ``off`` for latents only."""
+        if text is None or text.strip().lower() in ("", "off", "none"):
+            return None
+        metric, sep, value = text.partition(":")
+        metric = metric.strip().lower()
+        if not sep or metric not in METRICS:
+            raise FloorError(f"quality floor {text!r}: expected METRIC:THRESHOLD with METRIC one of "
+                             f"{', '.join(METRICS)}, or 'off'")
+        try:
+            return cls(metric, float(value))
+        except ValueError:
+            raise FloorError(f"quality floor {text!r}: {value!r} is not a number") from None
+
+    def __str__(self) -> str:
+        return f"{self.metric}:{self.threshold:g}"
+
+    def score(self, original: np.ndarray, decoded: np.ndarray) -> float:
+        return METRICS[self.metric](original, decoded)
+
+    def met_by(self, score: float) -> bool:
+        return score >= self.threshold  # NaN (image too small for the metric) never meets it
+
+
+@dataclass
+class Choice:
+    """What to store for one image: ``data`` is None when the original file is kept."""
+
+    kind: str
+    data: bytes | None
+    record: dict = field(default_factory=dict)  # floor, each candidate's bytes and score; kept on the inode
+
+    @property
+    def size(self) -> int:
+        return self.record[self.kind]["bytes"]
+
+
+class QualityGuard:
+    def __init__(self, floor: QualityFloor | None) -> None:
+        self.floor = floor
+
+    def choose(self, image: ImageData, original: bytes, latent: bytes | None,
+               decode: Callable[[bytes], ImageData]) -> Choice:
+        """The smallest stored form of ``image`` that meets the floor; ``latent`` is None if encoding failed."""
+        record: dict = {ORIGINAL: {"bytes": len(original)}}
+        candidates: list[tuple[int, str, bytes | None]] = [(len(original), ORIGINAL, None)]
+        if self.floor is None:
+            if latent is not None and len(latent) < len(original):
+                record[LATENT] = {"bytes": len(latent)}
+                return Choice(LATENT, latent, record)
+            return Choice(ORIGINAL, None, record)
+        record["floor"] = str(self.floor)
+        reference = image.rgb()
+        if latent is not None and len(latent) < len(original):
+            score = self.floor.score(reference, decode(latent).rgb())
+            record[LATENT] = {"bytes": len(latent), "score": round(score, 2)}
+            if self.floor.met_by(score):
+                candidates.append((len(latent), LATENT, latent))
+        best = min(candidates)[0]
+        avif = self._smallest_avif(image, reference, best) if image.alpha is None else None
+        if avif is not None:
+            data, quality, score = avif
+            record[AVIF] = {"bytes": len(data), "score": round(score, 2), "quality": quality}
+            candidates.append((len(data), AVIF, data))
+        _, kind, data = min(candidates, key=lambda c: c[0])
+        return Choice(kind, data, record)
+
+    def _smallest_avif(self, image: ImageData, reference: np.ndarray, limit: int):
+        """The lowest AVIF quality that meets the floor in fewer than ``limit`` bytes, by bisection."""
+        low, high, best = 1, 100, None
+        while low <= high:
+            quality = (low + high) // 2
+            data = encode_avif(image, quality)
+            if len(data) >= limit:
+                high = quality - 1  # too big: a passing quality, if any, is lower
+                continue
+            score = self.floor.score(reference, decode_avif(data).rgb())
+            if self.floor.met_by(score):
+                best, high = (data, quality, score), quality - 1
+            else:
+                low = quality + 1
+        return best
+
+
+def encode_images(codec: Codec, guard: QualityGuard, jobs: Sequence[tuple[str, ImageData, bytes]],
+                  device: Callable[[], AbstractContextManager] = nullcontext) -> list[Choice]:
+    """What to store for each (name, image, original file bytes): latents encoded as one batch, then
+    the guard's choice per image. A file that fails names itself in the log and in its record."""
+    images = [image for _, image, _ in jobs]
+    with device():
+        try:
+            latents: list[tuple[bytes | None, str]] = [(blob, "") for blob in codec.encode_batch(images)]
+        except Exception:  # noqa: BLE001 - one by one, so that a bad file names itself
+            latents = [_encode_one(codec, image) for image in images]
+
+    def decode(blob: bytes) -> ImageData:
+        with device():
+            return codec.decode(blob)
+
+    choices = []
+    for (name, image, original), (latent, error) in zip(jobs, latents):
+        try:
+            choice = guard.choose(image, original, latent, decode)
+        except Exception as exc:  # noqa: BLE001 - keep the original rather than lose the file
+            choice, error = Choice(ORIGINAL, None, {ORIGINAL: {"bytes": len(original)}}), error or str(exc)
+        if error:
+            choice.record["error"] = error
+            log.error("%s: no latent stored (%s); keeping %s", name, error, choice.kind)
+        choices.append(choice)
+    return choices
+
+
+def _encode_one(codec: Codec, image: ImageData) -> tuple[bytes | None, str]:
+    try:
+        return codec.encode(image), ""
+    except Exception as exc:  # noqa: BLE001
+        return None, f"{type(exc).__name__}: {exc}"
+
+
+def encode_avif(image: ImageData, quality: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(image.pixels).save(buffer, "AVIF", quality=quality, speed=AVIF_SPEED)
+    return buffer.getvalue()
+
+
+def decode_avif(data: bytes, grey: bool | None = None) -> ImageData:
+    """Pixels of a guard-written AVIF (no alpha, no metadata: those live beside it in the store)."""
+    with Image.open(io.BytesIO(data)) as im:
+        if im.format != "AVIF":
+            raise ValueError(f"expected an AVIF stream, found {im.format}")
+        if grey is None:
+            grey = im.mode == "L"
+        return ImageData(np.asarray(im.convert("L" if grey else "RGB")).copy())
+
+
+def describe(content: str, record: dict | None) -> str:
+    """One line for ``user.sdfs.codec``: what a file is stored as and why."""
+    record = record or {}
+    if content == "raw":
+        return "original (byte-exact)"
+    if content == "image":
+        return "original (queued for encoding)"
+    if "error" in record:
+        return f"{content} (no latent: {record['error']})"
+    floor = record.get("floor")
+    if not floor:
+        return content
+    parts = [f"{kind} {entry['score']:g}" for kind, entry in record.items()
+             if isinstance(entry, dict) and "score" in entry]
+    scores = f"; scores {', '.join(parts)}" if parts else ""
+    return f"{content} (smallest meeting floor {floor}{scores})"

@@ -1,0 +1,85 @@
+"""The quality guard: the smallest of latent, AVIF and the original file that meets the floor."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from sdfs.codec import Codec, ImageData, read_image
+from sdfs.guard import AVIF, LATENT, ORIGINAL, FloorError, QualityFloor, QualityGuard, decode_avif, encode_images
+from sdfs.metrics import psnr, ssimulacra2
+from tests.conftest import KODAK
+
+
+@pytest.fixture(scope="module")
+def codec(taesd):
+    return Codec(taesd)
+
+
+def crop(name: str, top: int, left: int, size: int = 192) -> tuple[ImageData, bytes]:
+    """A Kodak crop and its PNG file, the 'original' the guard compares sizes with."""
+    pixels = np.ascontiguousarray(read_image(KODAK / name).pixels[top:top + size, left:left + size])
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "PNG")
+    return ImageData(pixels), buffer.getvalue()
+
+
+def choose(codec, floor: str, image: ImageData, original: bytes):
+    return encode_images(codec, QualityGuard(QualityFloor.parse(floor)), [("crop.png", image, original)])[0]
+
+
+def test_floor_parses_and_names_bad_input():
+    assert QualityFloor.parse("ssimulacra2:30") == QualityFloor("ssimulacra2", 30.0)
+    assert str(QualityFloor.parse("PSNR:31.5")) == "psnr:31.5"
+    assert QualityFloor.parse("off") is None
+    for bad, why in (("ssim:3", "METRIC"), ("psnr", "METRIC"), ("psnr:high", "not a number")):
+        with pytest.raises(FloorError, match=why):
+            QualityFloor.parse(bad)
+
+
+def test_face_latent_is_caught_and_avif_stored_instead(codec):
+    # the girl's eyes and nose; SSIMULACRA2 rates a small crop far higher than a whole photo
+    # (the latent of the whole kodim15 scores -10), hence a floor above the store default of 30
+    face, original = crop("kodim15.png", 96, 416)
+    choice = choose(codec, "ssimulacra2:50", face, original)
+    record = choice.record
+    assert record["latent"]["score"] < 50, record  # the latent misses the floor on the face ...
+    assert choice.kind == AVIF and record["avif"]["score"] >= 50  # ... AVIF meets it
+    assert len(choice.data) < len(original)
+    stored = decode_avif(choice.data)
+    assert ssimulacra2(face.pixels, stored.pixels) == pytest.approx(record["avif"]["score"], abs=0.01)
+
+
+def test_smallest_passing_candidate_wins(codec):
+    image, original = crop("kodim23.png", 160, 288)
+    low = choose(codec, "psnr:20", image, original)  # both latent and AVIF pass: the smaller is stored
+    passing = {k: v["bytes"] for k, v in low.record.items() if k in (LATENT, AVIF) and v["score"] >= 20}
+    assert low.kind == min(passing, key=passing.get) and len(low.data) == min(passing.values())
+    # a floor nothing lossy reaches keeps the original file, scores recorded
+    high = choose(codec, "psnr:70", image, original)
+    assert high.kind == ORIGINAL and high.data is None and high.record["latent"]["score"] < 70
+    assert "avif" not in high.record  # no AVIF quality below the original's size met it
+
+
+def test_never_more_bytes_than_the_original(codec):
+    flat = ImageData(np.full((128, 128, 3), 200, np.uint8))
+    buffer = io.BytesIO()
+    Image.fromarray(flat.pixels).save(buffer, "PNG", optimize=True)  # a few hundred bytes
+    for floor in ("off", "psnr:10"):
+        choice = choose(codec, floor, flat, buffer.getvalue())
+        assert choice.kind != LATENT
+        assert (len(choice.data) if choice.data else len(buffer.getvalue())) <= len(buffer.getvalue())
+
+
+def test_off_stores_latents_and_grey_avif_stays_grey(codec):
+    image, original = crop("kodim23.png", 160, 288)
+    choice = choose(codec, "off", image, original)
+    assert choice.kind == LATENT and "floor" not in choice.record
+    grey = ImageData(np.asarray(Image.fromarray(image.pixels).convert("L")).copy())
+    choice = choose(codec, "psnr:34", grey, original)
+    assert choice.kind == AVIF
+    back = decode_avif(choice.data, grey=True)
+    assert back.is_grey and psnr(grey.pixels, back.pixels) >= 34
