@@ -383,7 +383,8 @@ class SdfsOperations(mfusepy.Operations):
             return str(os.getpid())
         if inode.ino == 1 and name == "user.sdfs.stats":
             stats = self.service.stats
-            return json.dumps({"decodes": stats.decodes, "renders": stats.renders, "encodes": stats.encodes,
+            return json.dumps({"decodes": stats.decodes, "decode_batches": self.service.decoder.batches,
+                               "renders": stats.renders, "encodes": stats.encodes,
                                "encode_failures": stats.encode_failures, "queue": self.store.queue_length(),
                                "cache_bytes": self.service.cache.size})
         if inode.kind != "file":

@@ -85,6 +85,73 @@ class DeviceLock:
                 self._cond.notify_all()
 
 
+class _DecodeRequest:
+    def __init__(self, blob: bytes) -> None:
+        self.blob = blob
+        self.done = threading.Event()
+        self.image: ImageData | None = None
+        self.error: BaseException | None = None
+
+
+class DecodeBatcher:
+    """Interactive latent decodes: those that wait together run as one ``decode_batch`` call.
+
+    No thread of its own: a reader that finds the device free takes every pending request
+    (its own included, oldest first) and decodes them at once; the codec groups same-shaped
+    latents into one decoder pass. A lone read is never held back waiting for company.
+    """
+
+    def __init__(self, codec: Codec, device: DeviceLock, max_batch: int = 8) -> None:
+        self.codec = codec
+        self.device = device
+        self.max_batch = max_batch
+        self.batches = 0
+        self.decodes = 0
+        self._pending: list[_DecodeRequest] = []
+        self._lock = threading.Lock()
+        self._running = threading.Lock()
+
+    def decode(self, blob: bytes) -> ImageData:
+        request = _DecodeRequest(blob)
+        with self._lock:
+            self._pending.append(request)
+        while not request.done.is_set():
+            with self._running:
+                if request.done.is_set():
+                    break
+                with self._lock:
+                    batch, self._pending = self._pending[:self.max_batch], self._pending[self.max_batch:]
+                self._run(batch)
+        if request.error is not None:
+            raise request.error
+        return request.image
+
+    def _run(self, batch: list[_DecodeRequest]) -> None:
+        try:
+            with self.device.hold(interactive=True):
+                try:
+                    for r, image in zip(batch, self.codec.decode_batch([r.blob for r in batch])):
+                        r.image = image
+                except Exception:  # noqa: BLE001 - one by one, so each reader gets its own file's error
+                    for r in batch:
+                        r.image, r.error = self._decode_one(r.blob)
+            self.batches += 1
+            self.decodes += len(batch)
+        except BaseException as exc:
+            for r in batch:
+                r.error = r.error or exc
+            raise
+        finally:
+            for r in batch:
+                r.done.set()
+
+    def _decode_one(self, blob: bytes) -> tuple[ImageData | None, BaseException | None]:
+        try:
+            return self.codec.decode(blob), None
+        except Exception as exc:  # noqa: BLE001 - raised again in the reader's thread
+            return None, exc
+
+
 @dataclass
 class ServiceStats:
     decodes: int = 0
@@ -106,6 +173,7 @@ class Service:
         self.keep_originals = keep_originals
         self.batch_size = batch_size
         self.device = DeviceLock()
+        self.decoder = DecodeBatcher(codec, self.device)
         self.stats = ServiceStats()
         self._inflight: dict[tuple[int, int], threading.Event] = {}
         self._inflight_lock = threading.Lock()
@@ -186,8 +254,7 @@ class Service:
             raise _Changed(inode.name)
         self.stats.renders += 1
         if current.content == "latent":
-            with self.device.hold(interactive=True):
-                image = self.codec.decode(content)
+            image = self.decoder.decode(content)
             self.stats.decodes += 1
         elif current.content == "avif":
             image = decode_avif(content, grey=current.image["channels"] == 1)
