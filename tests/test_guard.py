@@ -9,7 +9,9 @@ import pytest
 from PIL import Image
 
 from sdfs.codec import Codec, ImageData, read_image
-from sdfs.guard import AVIF, LATENT, ORIGINAL, FloorError, QualityFloor, QualityGuard, decode_avif, encode_images
+from sdfs.guard import (
+    AVIF, LATENT, ORIGINAL, FloorError, QualityFloor, QualityGuard, decode_avif, encode_avif, encode_images, scoring_view,
+)
 from sdfs.metrics import psnr, ssimulacra2
 from tests.conftest import KODAK
 
@@ -83,3 +85,20 @@ def test_off_stores_latents_and_grey_avif_stays_grey(codec):
     assert choice.kind == AVIF
     back = decode_avif(choice.data, grey=True)
     assert back.is_grey and psnr(grey.pixels, back.pixels) >= 34
+
+
+def test_avif_search_finds_the_lowest_passing_quality_from_any_start():
+    image, original = crop("kodim23.png", 160, 288)
+    guard = QualityGuard(QualityFloor.parse("psnr:33"))
+    for hint in (1, 20, 50, 99):
+        guard._quality_hint = hint
+        data, quality, score = guard._smallest_avif(image, image.rgb(), len(original))
+        assert score >= 33 and psnr(image.pixels, decode_avif(encode_avif(image, quality - 1)).pixels) < 33
+        assert data == encode_avif(image, quality)
+
+
+def test_big_images_are_judged_at_four_megapixels_at_most():
+    big = np.zeros((3000, 4000, 3), np.uint8)
+    assert scoring_view(big).shape == (1500, 2000, 3)
+    small = np.zeros((1500, 2000, 3), np.uint8)
+    assert scoring_view(small) is small
