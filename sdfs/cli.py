@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -115,6 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("source", type=Path)
     imp.add_argument("store")
     imp.add_argument("--batch", type=int, default=8, help="images per device batch")
+    imp.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                     help="worker processes for the quality guard's AVIF search and metrics (default: all cores)")
     imp.add_argument("--keep-originals", action="store_true")
     _add_new_store_options(imp)
     imp.set_defaults(run=run_import)
@@ -391,7 +394,7 @@ def run_import(args) -> int:
         codec = _store_codec(store, args, _new_store_config(args))
         with _progress(count_files(args.source), "file") as bar:
             report = import_tree(args.source, store, codec, guard_for_store(store), batch_size=args.batch,
-                                 keep_originals=args.keep_originals, progress=bar.update)
+                                 keep_originals=args.keep_originals, progress=bar.update, jobs=args.jobs)
     print(report.summary(), file=sys.stderr)
     return 1 if report.failures else 0
 

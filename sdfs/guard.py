@@ -79,13 +79,18 @@ class Choice:
 
 
 class QualityGuard:
-    def __init__(self, floor: QualityFloor | None) -> None:
+    def __init__(self, floor: QualityFloor | None, quality_hint: int = 50) -> None:
         self.floor = floor
-        self._quality_hint = 50
+        self.quality_hint = quality_hint
 
-    def choose(self, image: ImageData, original: bytes, latent: bytes | None,
-               decode: Callable[[bytes], ImageData]) -> Choice:
-        """The smallest stored form of ``image`` that meets the floor; ``latent`` is None if encoding failed."""
+    def wants_decoded_latent(self, latent: bytes | None, original: bytes) -> bool:
+        return self.floor is not None and latent is not None and len(latent) < len(original)
+
+    def choose(self, image: ImageData, original: bytes, latent: bytes | None, decoded: ImageData | None) -> Choice:
+        """The smallest stored form of ``image`` that meets the floor.
+
+        ``latent`` is None if encoding failed; ``decoded`` is the latent decoded, wherever
+        ``wants_decoded_latent`` says the guard needs it."""
         record: dict = {ORIGINAL: {"bytes": len(original)}}
         candidates: list[tuple[int, str, bytes | None]] = [(len(original), ORIGINAL, None)]
         if self.floor is None:
@@ -95,8 +100,8 @@ class QualityGuard:
             return Choice(ORIGINAL, None, record)
         record["floor"] = str(self.floor)
         reference = scoring_view(image.rgb())
-        if latent is not None and len(latent) < len(original):
-            score = self.floor.score(reference, scoring_view(decode(latent).rgb()))
+        if self.wants_decoded_latent(latent, original):
+            score = self.floor.score(reference, scoring_view(decoded.rgb()))
             record[LATENT] = {"bytes": len(latent), "score": round(score, 2)}
             if self.floor.met_by(score):
                 candidates.append((len(latent), LATENT, latent))
@@ -109,6 +114,11 @@ class QualityGuard:
         _, kind, data = min(candidates, key=lambda c: c[0])
         return Choice(kind, data, record)
 
+    def learn(self, choice: Choice) -> None:
+        """Start the next AVIF search where this image's ended."""
+        if AVIF in choice.record:
+            self.quality_hint = choice.record[AVIF]["quality"]
+
     def _smallest_avif(self, image: ImageData, reference: np.ndarray, limit: int):
         """The lowest AVIF quality that meets the floor in fewer than ``limit`` bytes.
 
@@ -117,7 +127,7 @@ class QualityGuard:
         the answer is bracketed, then bisects.
         """
         low, high, best = 0, 101, None  # ``low`` misses the floor; ``high`` meets it or is too big
-        quality, step = self._quality_hint, 4
+        quality, step = self.quality_hint, 4
         while high - low > 1:
             quality = min(max(quality, low + 1), high - 1)
             data = encode_avif(image, quality)
@@ -134,8 +144,6 @@ class QualityGuard:
                 step *= 2
             else:
                 quality = (low + high) // 2
-        if best is not None:
-            self._quality_hint = best[1]
         return best
 
 
@@ -149,37 +157,82 @@ def scoring_view(pixels: np.ndarray) -> np.ndarray:
     return np.asarray(Image.fromarray(pixels).reduce(factor))
 
 
-def encode_images(codec: Codec, guard: QualityGuard, jobs: Sequence[tuple[str, ImageData, bytes]],
-                  device: Callable[[], AbstractContextManager] = nullcontext) -> list[Choice]:
-    """What to store for each (name, image, original file bytes): latents encoded as one batch, then
-    the guard's choice per image. A file that fails names itself in the log and in its record."""
+@dataclass
+class GuardTask:
+    """One image's guard work once the device part (encode, decode of the latent) is done: pure CPU,
+    picklable, so that a bulk import can run many in worker processes."""
+
+    name: str
+    image: ImageData
+    original: bytes
+    latent: bytes | None
+    decoded: ImageData | None
+    error: str
+    floor: QualityFloor | None
+    quality_hint: int
+
+
+def prepare(codec: Codec, guard: QualityGuard, jobs: Sequence[tuple[str, ImageData, bytes]],
+            device: Callable[[], AbstractContextManager] = nullcontext) -> list[GuardTask]:
+    """The device part for (name, image, original file bytes) jobs: latents encoded as one batch,
+    then those the guard must judge decoded as one batch."""
     images = [image for _, image, _ in jobs]
     with device():
         try:
             latents: list[tuple[bytes | None, str]] = [(blob, "") for blob in codec.encode_batch(images)]
         except Exception:  # noqa: BLE001 - one by one, so that a bad file names itself
             latents = [_encode_one(codec, image) for image in images]
-
-    def decode(blob: bytes) -> ImageData:
+    wanted = [i for i, ((_, _, original), (latent, _)) in enumerate(zip(jobs, latents))
+              if guard.wants_decoded_latent(latent, original)]
+    decoded: dict[int, ImageData | None] = {}
+    if wanted:
         with device():
-            return codec.decode(blob)
+            try:
+                decoded = dict(zip(wanted, codec.decode_batch([latents[i][0] for i in wanted])))
+            except Exception:  # noqa: BLE001 - a latent that will not decode is not stored
+                for i in wanted:
+                    decoded[i], error = _decode_one(codec, latents[i][0])
+                    if error:
+                        latents[i] = (None, error)
+    return [GuardTask(name, image, original, latent, decoded.get(i), error, guard.floor, guard.quality_hint)
+            for i, ((name, image, original), (latent, error)) in enumerate(zip(jobs, latents))]
 
+
+def run_task(task: GuardTask) -> Choice:
+    """The guard's choice for one prepared image; a failure keeps the original file and says why."""
+    error = task.error
+    try:
+        choice = QualityGuard(task.floor, task.quality_hint).choose(task.image, task.original, task.latent,
+                                                                    task.decoded)
+    except Exception as exc:  # noqa: BLE001 - keep the original rather than lose the file
+        choice, error = Choice(ORIGINAL, None, {ORIGINAL: {"bytes": len(task.original)}}), error or str(exc)
+    if error:
+        choice.record["error"] = error
+        log.error("%s: no latent stored (%s); keeping %s", task.name, error, choice.kind)
+    return choice
+
+
+def encode_images(codec: Codec, guard: QualityGuard, jobs: Sequence[tuple[str, ImageData, bytes]],
+                  device: Callable[[], AbstractContextManager] = nullcontext) -> list[Choice]:
+    """What to store for each (name, image, original file bytes), in this process."""
     choices = []
-    for (name, image, original), (latent, error) in zip(jobs, latents):
-        try:
-            choice = guard.choose(image, original, latent, decode)
-        except Exception as exc:  # noqa: BLE001 - keep the original rather than lose the file
-            choice, error = Choice(ORIGINAL, None, {ORIGINAL: {"bytes": len(original)}}), error or str(exc)
-        if error:
-            choice.record["error"] = error
-            log.error("%s: no latent stored (%s); keeping %s", name, error, choice.kind)
-        choices.append(choice)
+    for task in prepare(codec, guard, jobs, device):
+        task.quality_hint = guard.quality_hint
+        choices.append(run_task(task))
+        guard.learn(choices[-1])
     return choices
 
 
 def _encode_one(codec: Codec, image: ImageData) -> tuple[bytes | None, str]:
     try:
         return codec.encode(image), ""
+    except Exception as exc:  # noqa: BLE001
+        return None, f"{type(exc).__name__}: {exc}"
+
+
+def _decode_one(codec: Codec, blob: bytes) -> tuple[ImageData | None, str]:
+    try:
+        return codec.decode(blob), ""
     except Exception as exc:  # noqa: BLE001
         return None, f"{type(exc).__name__}: {exc}"
 

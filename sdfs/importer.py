@@ -8,16 +8,18 @@ interrupted import resumes where it stopped.
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 import stat
 import time
 from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from .codec import Codec
-from .guard import QualityGuard, encode_images
+from .guard import QualityGuard, prepare, run_task
 from .png import metadata_chunks, png_size
 from .service import classify
 from .store import FsError, Store
@@ -49,9 +51,19 @@ class ImportReport:
 
 
 def import_tree(source: Path, store: Store, codec: Codec, guard: QualityGuard, batch_size: int = 8,
-                keep_originals: bool = False, progress: Callable[[int], None] | None = None) -> ImportReport:
+                keep_originals: bool = False, progress: Callable[[int], None] | None = None,
+                jobs: int = 1) -> ImportReport:
+    """Import ``source`` into ``store``. With ``jobs`` > 1 the quality guard's CPU work (AVIF search,
+    metrics) runs in that many worker processes while the device encodes the next batch."""
     report = ImportReport()
     started = time.perf_counter()
+    with _Pipeline(store, codec, guard, jobs, keep_originals, report, progress) as pipeline:
+        _import_files(source, store, codec, pipeline, report, progress, batch_size)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _import_files(source, store, codec, pipeline, report, progress, batch_size) -> None:
     pending: list[tuple[Path, str, os.stat_result, bytes, object]] = []
     for path, rel in _walk(source):
         try:
@@ -74,12 +86,10 @@ def import_tree(source: Path, store: Store, codec: Codec, guard: QualityGuard, b
             continue
         pending.append((path, rel, info, data, image))
         if len(pending) >= batch_size:
-            _encode_batch(store, codec, guard, pending, keep_originals, report, progress)
+            pipeline.submit(pending)
             pending = []
     if pending:
-        _encode_batch(store, codec, guard, pending, keep_originals, report, progress)
-    report.seconds = time.perf_counter() - started
-    return report
+        pipeline.submit(pending)
 
 
 def count_files(source: Path) -> int:
@@ -131,22 +141,64 @@ def _commit_raw(store: Store, rel: str, info: os.stat_result, data: bytes) -> No
     store.update(inode.ino, atime_ns=info.st_atime_ns)
 
 
-def _encode_batch(store, codec, guard, pending, keep_originals, report, progress) -> None:
-    choices = encode_images(codec, guard, [(str(path), image, data) for path, _, _, data, image in pending])
-    for (path, rel, info, data, image), choice in zip(pending, choices):
+class _Pipeline:
+    """Batch k's guard work runs (in worker processes) while the device encodes batch k+1."""
+
+    def __init__(self, store, codec, guard, jobs, keep_originals, report, progress) -> None:
+        self.store, self.codec, self.guard = store, codec, guard
+        self.keep_originals, self.report, self.progress = keep_originals, report, progress
+        # spawn, not fork: a forked child of a process running torch's thread pool can hang
+        self.pool = (ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"))
+                     if jobs > 1 and guard.floor is not None else None)
+        self.in_flight: tuple[list, list] | None = None
+
+    def __enter__(self) -> "_Pipeline":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        try:
+            if exc[0] is None:
+                self.drain()
+        finally:
+            if self.pool:
+                self.pool.shutdown(cancel_futures=True)
+
+    def submit(self, pending: list) -> None:
+        tasks = prepare(self.codec, self.guard, [(str(path), image, data) for path, _, _, data, image in pending])
+        work = [self.pool.submit(run_task, task) for task in tasks] if self.pool else tasks
+        self.drain()
+        self.in_flight = (pending, work)
+
+    def drain(self) -> None:
+        if self.in_flight is None:
+            return
+        pending, work = self.in_flight
+        self.in_flight = None
+        for item, task in zip(pending, work):
+            if self.pool:
+                choice = task.result()
+            else:
+                task.quality_hint = self.guard.quality_hint
+                choice = run_task(task)
+            self.guard.learn(choice)
+            self._commit(*item, choice)
+
+    def _commit(self, path, rel, info, data, image, choice) -> None:
         metadata = metadata_chunks(image.icc, image.exif)
         size = png_size(image.width, image.height, image.channels, len(metadata))
         shape = {"width": image.width, "height": image.height, "channels": image.channels}
+        store, report = self.store, self.report
         inode = _node(store, rel, info)
         inode = store.set_content(inode.ino, data, size, shape, metadata, queue=True, mtime_ns=info.st_mtime_ns)
-        store.finish_encode(inode.ino, inode.generation, choice.kind, choice.data, keep_originals, choice.record)
+        store.finish_encode(inode.ino, inode.generation, choice.kind, choice.data, self.keep_originals,
+                            choice.record)
         report.bytes_stored += store.get(inode.ino).stored_size
         report.kinds[choice.kind] += 1
         report.files += 1
         report.images += 1
         report.bytes_in += len(data)
-        if progress:
-            progress(1)
+        if self.progress:
+            self.progress(1)
 
 
 def _fail(report: ImportReport, path: Path, exc: BaseException) -> None:

@@ -89,9 +89,8 @@ def test_off_stores_latents_and_grey_avif_stays_grey(codec):
 
 def test_avif_search_finds_the_lowest_passing_quality_from_any_start():
     image, original = crop("kodim23.png", 160, 288)
-    guard = QualityGuard(QualityFloor.parse("psnr:33"))
     for hint in (1, 20, 50, 99):
-        guard._quality_hint = hint
+        guard = QualityGuard(QualityFloor.parse("psnr:33"), quality_hint=hint)
         data, quality, score = guard._smallest_avif(image, image.rgb(), len(original))
         assert score >= 33 and psnr(image.pixels, decode_avif(encode_avif(image, quality - 1)).pixels) < 33
         assert data == encode_avif(image, quality)
