@@ -507,7 +507,7 @@ def fstab_main(argv: Sequence[str] | None = None) -> int:
             continue
         if key in ("ro", "allow_other"):
             passed.append(key)
-        elif key in ("cache_size", "model", "device", "family", "log") and value:
+        elif key in ("cache_size", "model", "device", "family", "log", "quality_floor") and value:
             command += [f"--{key.replace('_', '-')}", value]
         elif key == "keep_originals":
             command.append("--keep-originals")

@@ -62,7 +62,8 @@ def test_fstab_helper_mounts_with_fstab_options(tmp_path):
     mnt = tmp_path / "mnt"
     mnt.mkdir()
     result = subprocess.run([str(helper), str(tmp_path / "store"), str(mnt), "-o",
-                             "defaults,nofail,_netdev,cache_size=64M"], capture_output=True, text=True, timeout=300)
+                             "defaults,nofail,_netdev,cache_size=64M,quality_floor=psnr:31"], capture_output=True,
+                            text=True, timeout=300)
     try:
         assert result.returncode == 0, result.stderr
         assert os.path.ismount(mnt)
@@ -71,6 +72,7 @@ def test_fstab_helper_mounts_with_fstab_options(tmp_path):
     finally:
         if os.path.ismount(mnt):
             sdfs("umount", str(mnt))
+    assert "quality floor psnr:31" in sdfs("stats", str(tmp_path / "store")).stdout
     bad = subprocess.run([str(helper), str(tmp_path / "store"), str(mnt), "-o", "frobnicate"], capture_output=True,
                          text=True)
     assert bad.returncode == 2 and "frobnicate" in bad.stderr
