@@ -213,10 +213,14 @@ def run_task(task: GuardTask) -> Choice:
 
 
 def encode_images(codec: Codec, guard: QualityGuard, jobs: Sequence[tuple[str, ImageData, bytes]],
-                  device: Callable[[], AbstractContextManager] = nullcontext) -> list[Choice]:
-    """What to store for each (name, image, original file bytes), in this process."""
+                  device: Callable[[], AbstractContextManager] = nullcontext,
+                  stop: Callable[[], bool] = lambda: False) -> list[Choice]:
+    """What to store for each (name, image, original file bytes), in this process. Once ``stop()``
+    is true the rest are left out: the result is shorter than ``jobs``."""
     choices = []
     for task in prepare(codec, guard, jobs, device):
+        if stop():
+            break
         task.quality_hint = guard.quality_hint
         choices.append(run_task(task))
         guard.learn(choices[-1])

@@ -8,6 +8,8 @@ from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+import torch
+
 from .codec import Codec, ImageData, ImageError, read_image
 from .guard import QualityGuard, decode_avif, encode_images
 from .png import metadata_chunks, png_size, render_png
@@ -165,13 +167,14 @@ class Service:
     """Ingest of closed files, the background encode queue, and rendering for reads."""
 
     def __init__(self, store: Store, codec: Codec, guard: QualityGuard, cache_size: int = 512 << 20,
-                 keep_originals: bool = False, batch_size: int = 4) -> None:
+                 keep_originals: bool = False, batch_size: int | None = None) -> None:
         self.store = store
         self.codec = codec
         self.guard = guard
         self.cache = RenderCache(cache_size)
         self.keep_originals = keep_originals
-        self.batch_size = batch_size
+        # batches pay on a GPU; on a CPU they only make a stop wait longer for the batch in hand
+        self.batch_size = batch_size or (4 if torch.device(codec.model.device).type != "cpu" else 1)
         self.device = DeviceLock()
         self.decoder = DecodeBatcher(codec, self.device)
         self.stats = ServiceStats()
@@ -291,7 +294,7 @@ class Service:
         if not jobs:
             return 0
         choices = encode_images(self.codec, self.guard, [(i.name, image, data) for i, _, data, image in jobs],
-                                device=lambda: self.device.hold(interactive=False))
+                                device=lambda: self.device.hold(interactive=False), stop=self._stop.is_set)
         swapped = 0
         for (inode, generation, _, _), choice in zip(jobs, choices):
             if "error" in choice.record:

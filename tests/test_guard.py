@@ -101,3 +101,10 @@ def test_big_images_are_judged_at_four_megapixels_at_most():
     assert scoring_view(big).shape == (1500, 2000, 3)
     small = np.zeros((1500, 2000, 3), np.uint8)
     assert scoring_view(small) is small
+
+
+def test_a_stop_leaves_the_rest_of_the_batch_out(codec):
+    jobs = [("a.png", *crop("kodim23.png", 0, 0, 64)), ("b.png", *crop("kodim23.png", 64, 64, 64))]
+    stop_asked = iter([False, True])  # the daemon is told to stop after the first image
+    choices = encode_images(codec, QualityGuard(None), jobs, stop=lambda: next(stop_asked))
+    assert len(choices) == 1 and choices[0].kind == LATENT
