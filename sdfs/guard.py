@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from .codec import Codec, ImageData
-from .metrics import METRICS
+from .metrics import METRICS, scorer
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,10 @@ class QualityFloor:
     def score(self, original: np.ndarray, decoded: np.ndarray) -> float:
         return METRICS[self.metric](original, decoded)
 
+    def scorer(self, original: np.ndarray) -> Callable[[np.ndarray], float]:
+        """``score`` against a fixed original, faster when called many times."""
+        return scorer(self.metric, original)
+
     def met_by(self, score: float) -> bool:
         return score >= self.threshold  # NaN (image too small for the metric) never meets it
 
@@ -99,14 +103,14 @@ class QualityGuard:
                 return Choice(LATENT, latent, record)
             return Choice(ORIGINAL, None, record)
         record["floor"] = str(self.floor)
-        reference = scoring_view(image.rgb())
+        judge = self.floor.scorer(scoring_view(image.rgb()))
         if self.wants_decoded_latent(latent, original):
-            score = self.floor.score(reference, scoring_view(decoded.rgb()))
+            score = judge(scoring_view(decoded.rgb()))
             record[LATENT] = {"bytes": len(latent), "score": round(score, 2)}
             if self.floor.met_by(score):
                 candidates.append((len(latent), LATENT, latent))
         best = min(candidates)[0]
-        avif = self._smallest_avif(image, reference, best) if image.alpha is None else None
+        avif = self._smallest_avif(image, judge, best) if image.alpha is None else None
         if avif is not None:
             data, quality, score = avif
             record[AVIF] = {"bytes": len(data), "score": round(score, 2), "quality": quality}
@@ -119,7 +123,7 @@ class QualityGuard:
         if AVIF in choice.record:
             self.quality_hint = choice.record[AVIF]["quality"]
 
-    def _smallest_avif(self, image: ImageData, reference: np.ndarray, limit: int):
+    def _smallest_avif(self, image: ImageData, judge: Callable[[np.ndarray], float], limit: int):
         """The lowest AVIF quality that meets the floor in fewer than ``limit`` bytes.
 
         Each probe costs an AVIF encode and a metric, so the search starts at the quality the
@@ -134,7 +138,7 @@ class QualityGuard:
             if len(data) >= limit:
                 high = quality  # too big: a passing quality, if any, is lower
             else:
-                score = self.floor.score(reference, scoring_view(decode_avif(data).rgb()))
+                score = judge(scoring_view(decode_avif(data).rgb()))
                 if self.floor.met_by(score):
                     best, high = (data, quality, score), quality
                 else:

@@ -12,7 +12,7 @@ from sdfs.codec import Codec, ImageData, read_image
 from sdfs.guard import (
     AVIF, LATENT, ORIGINAL, FloorError, QualityFloor, QualityGuard, decode_avif, encode_avif, encode_images, scoring_view,
 )
-from sdfs.metrics import psnr, ssimulacra2
+from sdfs.metrics import Ssimulacra2Reference, psnr, ssimulacra2
 from tests.conftest import KODAK
 
 
@@ -91,7 +91,7 @@ def test_avif_search_finds_the_lowest_passing_quality_from_any_start():
     image, original = crop("kodim23.png", 160, 288)
     for hint in (1, 20, 50, 99):
         guard = QualityGuard(QualityFloor.parse("psnr:33"), quality_hint=hint)
-        data, quality, score = guard._smallest_avif(image, image.rgb(), len(original))
+        data, quality, score = guard._smallest_avif(image, guard.floor.scorer(image.rgb()), len(original))
         assert score >= 33 and psnr(image.pixels, decode_avif(encode_avif(image, quality - 1)).pixels) < 33
         assert data == encode_avif(image, quality)
 
@@ -108,3 +108,11 @@ def test_a_stop_leaves_the_rest_of_the_batch_out(codec):
     stop_asked = iter([False, True])  # the daemon is told to stop after the first image
     choices = encode_images(codec, QualityGuard(None), jobs, stop=lambda: next(stop_asked))
     assert len(choices) == 1 and choices[0].kind == LATENT
+
+
+def test_ssimulacra2_against_a_fixed_reference_equals_the_package():
+    original, _ = crop("kodim04.png", 100, 100, 160)
+    reference = Ssimulacra2Reference(original.pixels)
+    for quality in (5, 50, 90):
+        distorted = decode_avif(encode_avif(original, quality)).pixels
+        assert reference.score(distorted) == pytest.approx(ssimulacra2(original.pixels, distorted), abs=1e-9)
