@@ -190,7 +190,7 @@ class Service:
         self._worker.start()
 
     def stop(self) -> None:
-        """Finish the batch in hand; what is still queued stays queued in the store."""
+        """Finish the image in hand; what is still queued stays queued in the store."""
         self._stop.set()
         self._wake.set()
         if self._worker:
