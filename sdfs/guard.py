@@ -58,11 +58,8 @@ class QualityFloor:
     def __str__(self) -> str:
         return f"{self.metric}:{self.threshold:g}"
 
-    def score(self, original: np.ndarray, decoded: np.ndarray) -> float:
-        return METRICS[self.metric](original, decoded)
-
     def scorer(self, original: np.ndarray) -> Callable[[np.ndarray], float]:
-        """``score`` against a fixed original, faster when called many times."""
+        """The metric against a fixed original, as a function of the decoded image."""
         return scorer(self.metric, original)
 
     def met_by(self, score: float) -> bool:
