@@ -50,12 +50,20 @@ def by_import(source: Path, work: Path, floor: str, jobs: int) -> float:
     return float(re.search(r", ([0-9.]+) s,", summary).group(1))
 
 
+def device_name() -> str:
+    import torch
+
+    return f"GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else "no GPU"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limit", type=int, default=8)
     parser.add_argument("--floor", default="ssimulacra2:30")
+    parser.add_argument("--jobs", default=f"1,{os.cpu_count() or 1}", help="comma-separated --jobs to import with")
     args = parser.parse_args()
     cores = os.cpu_count() or 1
+    jobs = [int(j) for j in args.jobs.split(",")]
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         source = work / "photos"
@@ -63,12 +71,11 @@ def main() -> None:
         for path in sorted((SHARED / "data" / "kodak").glob("*.png"))[: args.limit]:
             shutil.copy(path, source / path.name)
         cp = through_mount(source, work, args.floor)
-        serial = by_import(source, work, args.floor, 1)
-        parallel = by_import(source, work, args.floor, cores)
-    print(f"{args.limit} Kodak images, quality floor {args.floor}, {cores} CPU cores")
+        imports = {n: by_import(source, work, args.floor, n) for n in jobs}
+    print(f"{args.limit} Kodak images, quality floor {args.floor}, {cores} CPU cores, {device_name()}")
     print(f"  cp -r through a mount, until encoded   {cp:7.1f} s")
-    print(f"  sdfs import --jobs 1                   {serial:7.1f} s   cp/import {cp / serial:.2f}x")
-    print(f"  sdfs import --jobs {cores:<2d}                  {parallel:7.1f} s   cp/import {cp / parallel:.2f}x")
+    for n, seconds in imports.items():
+        print(f"  sdfs import --jobs {n:<2d}                  {seconds:7.1f} s   cp/import {cp / seconds:.2f}x")
 
 
 if __name__ == "__main__":
