@@ -16,7 +16,7 @@ from . import entropy
 from .container import Blob, ContainerError
 from .images import DEFAULT_MAX_PIXELS, ImageData, pad_offsets, pad_to_multiple, padded_size, read_image, rgb_to_grey
 from .models import DEFAULT_MODEL, LatentModel, load_model
-from .optimize import RefineReport, refine, steps_for_effort
+from .optimize import STRUCTURE_WEIGHT, Objective, RefineReport, refine, steps_for_effort
 from .quant import QuantError, QuantizedLatent, make_quantizer
 from .tiling import run_tiled
 
@@ -36,6 +36,8 @@ class CodecConfig:
     bits: int = 5
     palette_size: int = 256
     effort: int = 0
+    structure_weight: float = STRUCTURE_WEIGHT  # effort's refinement: weight of (1 - MS-SSIM)
+    rate_weight: float = 0.0  # effort's refinement: weight of the rate term (measured to lose)
     coder: int = entropy.CONTEXT
     seed: int = 0
     encode_tile: int = 1024  # pixels per side encoded in one pass
@@ -132,7 +134,8 @@ class Codec:
             alpha = pad_to_multiple(img.alpha, self.model.factor, MIN_SIDE)[0]
             weight = (0.05 + 0.95 * torch.from_numpy(alpha).float() / 255.0)[None, None].to(device)
         q, report = refine(q, latent, x.to(device), weight, self.model.decode_with_grad(), self.model.factor,
-                           self.steps, seed=self.config.seed)
+                           self.steps, seed=self.config.seed,
+                           objective=Objective(self.config.structure_weight, self.config.rate_weight))
         self.last_reports.append(report)
         return q
 

@@ -38,3 +38,23 @@ def test_alpha_weights_the_loss(taesd, crop):
     visible = (slice(None), slice(0, 32))
     assert psnr(out.pixels[visible], crop.pixels[visible]) > psnr(plain.pixels[visible], crop.pixels[visible])
     assert np.array_equal(out.alpha, alpha)
+
+
+def test_structure_term_keeps_more_structure(taesd, kodak_crop):
+    import torch
+    from pytorch_msssim import ssim
+
+    def structure(codec):
+        decoded = codec.decode(codec.encode(kodak_crop)).pixels
+        x, y = (torch.from_numpy(np.array(v, np.float32)).permute(2, 0, 1)[None] for v in (decoded, kodak_crop.pixels))
+        return float(ssim(x, y, data_range=255.0))
+
+    mse_only = Codec(taesd, CodecConfig(bits=5, effort=1, structure_weight=0.0))
+    with_term = Codec(taesd, CodecConfig(bits=5, effort=1, structure_weight=0.3))
+    assert structure(with_term) > structure(mse_only) + 0.005
+
+
+def test_refinement_step_is_the_same_latent_distance_at_every_bit_depth():
+    from sdfs.codec.optimize import uniform_lr
+
+    assert uniform_lr(64) == 4 * uniform_lr(16) and uniform_lr(32) == 2 * uniform_lr(16)
