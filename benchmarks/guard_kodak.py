@@ -1,7 +1,7 @@
 """The quality guard on the Kodak set: what it stores per image, at what size and score, and at what cost.
 
     HF_HUB_CACHE=../shared/hf/hub HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/guard_kodak.py \
-        [--floor ssimulacra2:30] [--limit N] [--csv benchmarks/results/guard_kodak.csv]
+        [--floor ssimulacra2:30] [--limit N] [--effort N] [--device cuda] [--csv benchmarks/results/guard_kodak.csv]
 
 Faces (kodim04, 15, 18) and text (kodim03, 08, 10, 14) are the images latents are known to fail on;
 the table marks them. docs/BENCHMARKS.md quotes the output.
@@ -30,20 +30,23 @@ def main() -> None:
     parser.add_argument("--limit", type=int)
     parser.add_argument("--model", default="madebyollin/taesd")
     parser.add_argument("--bits", type=int, default=5)
+    parser.add_argument("--effort", type=int, default=0, choices=range(5))
+    parser.add_argument("--device", default="cpu")
     parser.add_argument("--csv", type=Path)
     args = parser.parse_args()
     files = sorted((SHARED / "data" / "kodak").glob("*.png"))[: args.limit]
-    codec = Codec.from_pretrained(args.model, device="cpu", bits=args.bits)
+    codec = Codec.from_pretrained(args.model, device=args.device, bits=args.bits, effort=args.effort)
     guard = QualityGuard(QualityFloor.parse(args.floor))
     rows = [measure(codec, guard, path) for path in files]
-    print(f"quality guard, floor {args.floor}, {args.model} at {args.bits} bits, {len(rows)} Kodak images")
+    print(f"quality guard, floor {args.floor}, {args.model} at {args.bits} bits, effort {args.effort}, "
+          f"{len(rows)} Kodak images, device {codec.model.device}")
     print(f"{'image':8s} {'tag':4s} {'latent B':>8s} {'score':>6s} {'avif B':>7s} {'score':>6s} {'q':>3s} "
           f"{'stored':>8s} {'bytes':>7s} {'bpp':>6s} {'s':>5s}")
     for r in rows:
         print(f"{r['image']:8s} {r['tag']:4s} {r['latent_bytes']:8d} {r['latent_score']:6.1f} "
               f"{r['avif_bytes'] or 0:7d} {r['avif_score'] or float('nan'):6.1f} {r['avif_quality'] or 0:3d} "
               f"{r['stored']:>8s} {r['stored_bytes']:7d} {r['bpp']:6.3f} {r['seconds']:5.1f}")
-    summarise(rows, args.floor)
+    summarise(rows, args.floor, str(codec.model.device))
     if args.csv:
         args.csv.parent.mkdir(parents=True, exist_ok=True)
         with open(args.csv, "w", newline="") as out:
@@ -70,7 +73,7 @@ def measure(codec: Codec, guard: QualityGuard, path: Path) -> dict:
             "seconds": round(seconds, 2)}
 
 
-def summarise(rows: list[dict], floor: str) -> None:
+def summarise(rows: list[dict], floor: str, device: str) -> None:
     threshold = QualityFloor.parse(floor).threshold
     mix = Counter(r["stored"] for r in rows)
     stored = sum(r["stored_bytes"] for r in rows)
@@ -82,7 +85,7 @@ def summarise(rows: list[dict], floor: str) -> None:
           f"(latents alone {latent:,} B, original PNGs {original:,} B)")
     print(f"latent below the floor on {len(below)}/{len(rows)} images; faces and text caught: {', '.join(caught)}")
     seconds, pixels = sum(r["seconds"] for r in rows), sum(r["pixels"] for r in rows)
-    print(f"encode with the guard: {seconds / len(rows):.1f} s per image, {seconds / pixels * 1e6:.1f} s/MP (CPU)")
+    print(f"encode with the guard: {seconds / len(rows):.1f} s per image, {seconds / pixels * 1e6:.1f} s/MP ({device})")
 
 
 if __name__ == "__main__":
