@@ -4,6 +4,8 @@ For every image and every sdfs setting, each conventional codec gets the same by
 (the largest quality whose file is no bigger than the sdfs blob). Quality is measured with
 PSNR (RGB), MS-SSIM and SSIMULACRA2; the Bjøntegaard delta rate (BD-rate) of sdfs against each
 codec summarises the curves (negative: sdfs needs fewer bytes for the same quality).
+``PartialRows`` keeps each row on disk as soon as it is measured, so a run cut short (a timeout
+on a borrowed GPU) still leaves its measurements.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import json
 import math
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -84,34 +86,64 @@ def _conventional_rows(args) -> list[Row]:
 
 
 def run(files: list[Path], codecs_by_point: dict[str, Codec], conventional: Iterable[str] = tuple(CONVENTIONAL),
-        metrics: Iterable[str] = METRICS, jobs: int = 1, progress: Callable[[int], None] | None = None) -> list[Row]:
-    """Encode every image with each sdfs setting, then match each conventional codec to those sizes."""
+        metrics: Iterable[str] = METRICS, jobs: int = 1, progress: Callable[[int], None] | None = None,
+        on_rows: Callable[[list[Row]], None] | None = None) -> list[Row]:
+    """Encode every image with each sdfs setting, then match each conventional codec to those sizes.
+
+    ``progress`` is called with 1 per image and per image's conventional codecs; ``on_rows`` with
+    each batch of rows as soon as it is measured.
+    """
     rows: list[Row] = []
+
+    def add(new: list[Row]) -> None:
+        rows.extend(new)
+        if on_rows:
+            on_rows(new)
+        if progress:
+            progress(1)
+
     jobs_args = []
     metrics, conventional = tuple(metrics), tuple(conventional)
     for path in files:
         image = read_image(path)
         pixels = image.rgb()
         flat = ImageData(pixels)
-        budgets = []
+        budgets, measured = [], []
         for point, codec in codecs_by_point.items():
             blob = codec.encode(flat)
             decoded = codec.decode(blob).rgb()
-            rows.append(Row(path.name, f"sdfs {point}", point, len(blob), len(blob) * 8 / pixels[..., 0].size,
-                            **measure(pixels, decoded, metrics)))
+            measured.append(Row(path.name, f"sdfs {point}", point, len(blob), len(blob) * 8 / pixels[..., 0].size,
+                                **measure(pixels, decoded, metrics)))
             budgets.append((point, len(blob)))
+        add(measured)
         jobs_args.append((path.name, pixels, budgets, conventional, metrics))
-        if progress:
-            progress(1)
     if jobs > 1:
         # spawn, not fork: a forked child of a process running torch's thread pool can hang
         with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
             for result in pool.map(_conventional_rows, jobs_args):
-                rows += result
+                add(result)
     else:
         for args in jobs_args:
-            rows += _conventional_rows(args)
+            add(_conventional_rows(args))
     return rows
+
+
+class PartialRows:
+    """Appends rows to a CSV as they are measured, so an interrupted bench keeps what it did."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._file = open(path, "w", newline="")
+        self._writer = csv.DictWriter(self._file, fieldnames=[f.name for f in fields(Row)])
+        self._writer.writeheader()
+
+    def __call__(self, rows: list[Row]) -> None:
+        self._writer.writerows(asdict(r) for r in rows)
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
 
 
 def curves(rows: list[Row]) -> dict[str, dict[str, list[tuple[float, float]]]]:

@@ -444,9 +444,13 @@ def run_bench(args) -> int:
         raise FileNotFoundError(f"{args.folder}: no images")
     model = load_model(args.model, device=args.device, family=args.family)
     codecs = bench.codecs_for(model, [int(b) for b in args.bits.split(",")], args.effort)
-    with _progress(len(files), "img") as bar:
-        rows = bench.run(files, codecs, args.codecs.split(","), args.metrics.split(","), args.jobs, bar.update)
+    partial = bench.PartialRows(args.out / "results.partial.csv")
+    with _progress(2 * len(files), "img") as bar:
+        rows = bench.run(files, codecs, args.codecs.split(","), args.metrics.split(","), args.jobs, bar.update,
+                         partial)
+    partial.close()
     written = bench.write_outputs(rows, args.out)
+    partial.path.unlink()
     print(bench.summary_table(rows))
     print(f"wrote {', '.join(str(p) for p in written)}", file=sys.stderr)
     return 0

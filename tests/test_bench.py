@@ -40,3 +40,27 @@ def test_bench_matches_budgets_and_writes_results(tmp_path):
     for r in conventional:
         assert int(r["bytes"]) <= budgets[(r["image"], r["point"])]
         assert float(r["psnr"]) > 15 and float(r["msssim"]) > 0.5 and not math.isnan(float(r["ssimulacra2"]))
+
+
+def test_an_interrupted_bench_keeps_the_rows_it_measured(tmp_path, taesd):
+    from sdfs.bench import PartialRows, run
+    from sdfs.codec import Codec, CodecConfig
+
+    paths = []
+    for i, (y, x) in enumerate([(0, 0), (200, 300)]):
+        paths.append(tmp_path / f"{i}.png")
+        Image.fromarray(np.asarray(Image.open(KODAK / "kodim19.png").convert("RGB"))[y:y + 64, x:x + 64]).save(paths[-1])
+    partial = PartialRows(tmp_path / "out" / "results.partial.csv")
+
+    def stop_after_first_image(_count):
+        raise KeyboardInterrupt
+
+    try:
+        run(paths, {"b4": Codec(taesd, CodecConfig(bits=4))}, ["jpeg"], ["psnr"], progress=stop_after_first_image,
+            on_rows=partial)
+    except KeyboardInterrupt:
+        pass
+    partial.close()
+    rows = list(csv.DictReader(open(partial.path)))
+    assert [(r["image"], r["codec"]) for r in rows] == [("0.png", "sdfs b4")]
+    assert int(rows[0]["bytes"]) > 0 and float(rows[0]["psnr"]) > 15
