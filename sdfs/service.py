@@ -67,6 +67,7 @@ class DeviceLock:
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._busy = False
+        self._holder: int | None = None  # thread id
         self._interactive_waiting = 0
 
     @contextmanager
@@ -78,13 +79,25 @@ class DeviceLock:
                 self._cond.wait()
             if interactive:
                 self._interactive_waiting -= 1
-            self._busy = True
+            self._busy, self._holder = True, threading.get_ident()
         try:
             yield
         finally:
             with self._cond:
-                self._busy = False
+                self._busy, self._holder = False, None
                 self._cond.notify_all()
+
+    def yield_to_interactive(self) -> None:
+        """Called by the holder of a background hold between steps of long work (effort's
+        refinement): lets waiting interactive decodes run, then takes the device back."""
+        with self._cond:
+            if not self._interactive_waiting or self._holder != threading.get_ident():
+                return
+            self._busy, self._holder = False, None
+            self._cond.notify_all()
+            while self._busy or self._interactive_waiting:
+                self._cond.wait()
+            self._busy, self._holder = True, threading.get_ident()
 
 
 class _DecodeRequest:
@@ -176,6 +189,9 @@ class Service:
         # batches pay on a GPU; on a CPU they only make a stop wait longer for the batch in hand
         self.batch_size = batch_size or (4 if torch.device(codec.model.device).type != "cpu" else 1)
         self.device = DeviceLock()
+        # the encoder holds the device for a whole batch; effort's refinement can take minutes on a
+        # CPU, so it hands the device to waiting reads between its steps
+        codec.between_steps = self.device.yield_to_interactive
         self.decoder = DecodeBatcher(codec, self.device)
         self.stats = ServiceStats()
         self._inflight: dict[tuple[int, int], threading.Event] = {}

@@ -6,7 +6,7 @@ import io
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -73,6 +73,8 @@ class Codec:
                                         self.config.seed)
         self.steps = steps_for_effort(self.config.effort)
         self.last_reports: list[RefineReport] = []
+        # called between refinement steps (a service yields the device to reads there)
+        self.between_steps: Callable[[], None] | None = None
 
     @classmethod
     def from_pretrained(cls, model: str = DEFAULT_MODEL, device: str = "auto", family: str | None = None,
@@ -135,7 +137,8 @@ class Codec:
             weight = (0.05 + 0.95 * torch.from_numpy(alpha).float() / 255.0)[None, None].to(device)
         q, report = refine(q, latent, x.to(device), weight, self.model.decode_with_grad(), self.model.factor,
                            self.steps, seed=self.config.seed,
-                           objective=Objective(self.config.structure_weight, self.config.rate_weight))
+                           objective=Objective(self.config.structure_weight, self.config.rate_weight),
+                           between_steps=self.between_steps)
         self.last_reports.append(report)
         return q
 

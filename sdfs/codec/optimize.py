@@ -72,11 +72,13 @@ def steps_for_effort(effort: int) -> int:
 
 def refine(q: QuantizedLatent, latent: np.ndarray, target: torch.Tensor, weight: torch.Tensor | None,
            decoder: Callable[[torch.Tensor], torch.Tensor], factor: int, steps: int, seed: int = 0,
-           lr: float | None = None, objective: Objective | None = None) -> tuple[QuantizedLatent, RefineReport]:
+           lr: float | None = None, objective: Objective | None = None,
+           between_steps: Callable[[], None] | None = None) -> tuple[QuantizedLatent, RefineReport]:
     """Return a better QuantizedLatent for ``target`` (1, 3, H, W in [-1, 1], H, W padded).
 
     ``latent`` is the encoder's float latent (C, h, w); ``weight`` (1, 1, H, W) weights the
     squared error per pixel (alpha), or None; ``objective`` adds the other terms (default: Objective()).
+    ``between_steps`` is called after every optimiser step.
     """
     start = time.perf_counter()
     torch.manual_seed(seed)
@@ -85,9 +87,10 @@ def refine(q: QuantizedLatent, latent: np.ndarray, target: torch.Tensor, weight:
         return q, RefineReport(0, float("nan"), float("nan"), 0.0)
     if q.kind == UNIFORM:
         q2, before, after = _refine_uniform_tiled(q, latent, target, weight, decoder, factor, steps,
-                                                  lr or uniform_lr(q.levels), objective)
+                                                  lr or uniform_lr(q.levels), objective, between_steps)
     elif q.kind == PALETTE:
-        q2, before, after = _refine_palette(q, target, weight, decoder, steps, lr or 0.01, objective)
+        q2, before, after = _refine_palette(q, target, weight, decoder, steps, lr or 0.01, objective,
+                                            between_steps)
     else:
         raise ValueError(f"cannot refine quantiser kind {q.kind}")
     return q2, RefineReport(steps, before, after, time.perf_counter() - start)
@@ -127,7 +130,7 @@ def rate_estimate(codes: torch.Tensor) -> torch.Tensor:
     return torch.log2(1 + (codes - neighbours).abs()).mean()
 
 
-def _refine_uniform_tiled(q, latent, target, weight, decoder, factor, steps, lr, objective):
+def _refine_uniform_tiled(q, latent, target, weight, decoder, factor, steps, lr, objective, between_steps):
     _, height, width = q.symbols.shape
     low, step = (torch.from_numpy(a) for a in uniform_grid(q.table, q.levels))
     codes = torch.from_numpy((latent - low.numpy()[:, None, None]) / step.numpy()[:, None, None]).float()
@@ -138,7 +141,7 @@ def _refine_uniform_tiled(q, latent, target, weight, decoder, factor, steps, lr,
         px_x = slice(win_x.start * factor, win_x.stop * factor)
         w = None if weight is None else weight[..., px_y, px_x]
         best, b0, b1 = _refine_codes(codes[:, win_y, win_x], low, step, q.levels, target[..., px_y, px_x], w,
-                                     decoder, steps, lr, objective)
+                                     decoder, steps, lr, objective, between_steps)
         ry = slice(core_y.start - win_y.start, core_y.stop - win_y.start)
         rx = slice(core_x.start - win_x.start, core_x.stop - win_x.start)
         symbols[:, core_y, core_x] = best[:, ry, rx]
@@ -146,7 +149,7 @@ def _refine_uniform_tiled(q, latent, target, weight, decoder, factor, steps, lr,
     return QuantizedLatent(UNIFORM, q.levels, symbols, q.table), before, after
 
 
-def _refine_codes(codes, low, step, levels, target, weight, decoder, steps, lr, objective):
+def _refine_codes(codes, low, step, levels, target, weight, decoder, steps, lr, objective, between_steps):
     device = target.device
     low, step = low.to(device), step.to(device)
     variable = codes.to(device).clamp(0, levels - 1).requires_grad_(True)
@@ -163,10 +166,10 @@ def _refine_codes(codes, low, step, levels, target, weight, decoder, steps, lr, 
     def snapshot():
         return quantised().detach().cpu().numpy().astype(np.int32)
 
-    return _minimise(variable, lr, steps, loss, snapshot)
+    return _minimise(variable, lr, steps, loss, snapshot, between_steps)
 
 
-def _refine_palette(q, target, weight, decoder, steps, lr, objective):
+def _refine_palette(q, target, weight, decoder, steps, lr, objective, between_steps):
     indices = torch.from_numpy(q.symbols[0].astype(np.int64)).to(target.device)
     palette = torch.from_numpy(q.table.astype(np.float32)).to(target.device).requires_grad_(True)
 
@@ -177,11 +180,11 @@ def _refine_palette(q, target, weight, decoder, steps, lr, objective):
     def snapshot():
         return palette.detach().cpu().numpy().astype(np.float16)
 
-    best_table, first, best = _minimise(palette, lr, steps, loss, snapshot)
+    best_table, first, best = _minimise(palette, lr, steps, loss, snapshot, between_steps)
     return QuantizedLatent(PALETTE, q.levels, q.symbols, best_table), first, best
 
 
-def _minimise(variable: torch.Tensor, lr: float, steps: int, loss_fn, snapshot):
+def _minimise(variable: torch.Tensor, lr: float, steps: int, loss_fn, snapshot, between_steps=None):
     """Adam on ``variable``; returns (snapshot of the best state, first loss, best loss)."""
     optimizer = torch.optim.Adam([variable], lr=lr)
     best_loss, best_state, first_loss = float("inf"), None, None
@@ -194,4 +197,6 @@ def _minimise(variable: torch.Tensor, lr: float, steps: int, loss_fn, snapshot):
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        if between_steps:
+            between_steps()
     return best_state, first_loss, best_loss
