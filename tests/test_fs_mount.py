@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -117,3 +119,27 @@ def test_second_daemon_and_wrong_model_are_refused(tmp_path):
     finally:
         if os.path.ismount(other):
             subprocess.run(["fusermount3", "-uz", str(other)], check=False)
+
+
+def test_a_read_is_served_while_a_refining_encode_runs(tmp_path):
+    """With --effort the encoder refines for seconds to minutes; reads must not queue behind it."""
+    store, mnt = tmp_path / "store", tmp_path / "mnt"
+    kodim = np.asarray(Image.open(KODAK / "kodim19.png").convert("RGB"))
+    Image.fromarray(kodim[:64, :64]).save(tmp_path / "small.png")
+    Image.fromarray(kodim[200:392, 200:392]).save(tmp_path / "big.png")
+    options = ("--effort", "2", "--quality-floor", "off")  # floor off: the small file is read by decoding a latent
+    with mounted(store, mnt, *options):
+        shutil.copy(tmp_path / "small.png", mnt / "small.png")
+        wait_for_encoder(mnt)
+    with mounted(store, mnt, *options):  # a fresh daemon: nothing cached
+        shutil.copy(tmp_path / "big.png", mnt / "big.png")  # 30 refinement steps at 192x192: many seconds
+        time.sleep(1.0)
+        assert stats(mnt)["queue"] == 1
+        decodes = stats(mnt)["decodes"]
+        started = time.monotonic()
+        data = (mnt / "small.png").read_bytes()
+        waited = time.monotonic() - started
+        still_encoding = stats(mnt)["queue"] == 1
+        print(f"read of a latent served in {waited:.2f} s during a refining encode")
+        assert stats(mnt)["decodes"] == decodes + 1 and Image.open(io.BytesIO(data)).size == (64, 64)
+        assert still_encoding, "the read waited for the refining encode to finish"
