@@ -22,10 +22,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from sdfs.bench import match_budget
+from sdfs.bench import match_budget, measure
 from sdfs.codec import Codec, CodecConfig, ImageData, load_model, read_image
-from sdfs.metrics import psnr, ssimulacra2
 
+METRICS = ("psnr", "ssimulacra2")
 SHARED = Path(os.environ.get("SDFS_SHARED", Path(__file__).resolve().parents[2] / "shared"))
 
 
@@ -60,11 +60,11 @@ def main() -> None:
                 blob = codec.encode(image)
                 decoded = codec.decode(blob).rgb()
                 avif = match_budget(image.pixels, "avif", len(blob))
-                avif_pixels = np.asarray(Image.open(io.BytesIO(avif[0])).convert("RGB")) if avif else None
-                rows.append((len(blob) * 8 / (image.width * image.height), psnr(image.pixels, decoded),
-                             ssimulacra2(image.pixels, decoded),
-                             psnr(image.pixels, avif_pixels) if avif else float("nan"),
-                             ssimulacra2(image.pixels, avif_pixels) if avif else float("nan")))
+                ours = measure(image.pixels, decoded, METRICS)
+                theirs = (measure(image.pixels, np.asarray(Image.open(io.BytesIO(avif[0])).convert("RGB")), METRICS)
+                          if avif else dict.fromkeys(METRICS, float("nan")))
+                rows.append((len(blob) * 8 / (image.width * image.height), ours["psnr"], ours["ssimulacra2"],
+                             theirs["psnr"], theirs["ssimulacra2"]))
             mean = np.mean(rows, axis=0)
             print(f"{bits:4d} {structure:6.3f} {rate:6.3f} {mean[0]:6.3f} {mean[1]:6.2f} {mean[2]:6.1f} {mean[3]:9.2f} "
                   f"{mean[4]:10.1f} {time.perf_counter() - start:6.1f}", flush=True)

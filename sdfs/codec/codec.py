@@ -72,6 +72,7 @@ class Codec:
         self.quantizer = make_quantizer(self.config.quantizer, self.config.bits, self.config.palette_size,
                                         self.config.seed)
         self.steps = steps_for_effort(self.config.effort)
+        self.objective = Objective(self.config.structure_weight, self.config.rate_weight)
         self.last_reports: list[RefineReport] = []
         # called between refinement steps (a service yields the device to reads there)
         self.between_steps: Callable[[], None] | None = None
@@ -137,7 +138,7 @@ class Codec:
             weight = (0.05 + 0.95 * torch.from_numpy(alpha).float() / 255.0)[None, None].to(device)
         q, report = refine(q, latent, x.to(device), weight, self.model.decode_with_grad(), self.model.factor,
                            self.steps, seed=self.config.seed,
-                           objective=Objective(self.config.structure_weight, self.config.rate_weight),
+                           objective=self.objective,
                            between_steps=self.between_steps)
         self.last_reports.append(report)
         return q
