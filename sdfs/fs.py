@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import functools
 import json
@@ -26,6 +27,8 @@ UTIME_NOW, UTIME_OMIT = (1 << 30) - 1, (1 << 30) - 2
 SDFS_XATTRS = ("user.sdfs.codec", "user.sdfs.guard", "user.sdfs.stored_bytes", "user.sdfs.original_bytes",
                "user.sdfs.ratio")
 ENOATTR = getattr(errno, "ENOATTR", errno.ENODATA)
+FUSE_READDIR_PLUS, FUSE_FILL_DIR_PLUS = 1, 2  # libfuse 3: readdir flags in, filler flags out
+FUSE_CAP_READDIRPLUS_AUTO = 1 << 14
 
 
 @dataclass
@@ -66,6 +69,8 @@ class SdfsOperations(mfusepy.Operations):
         self.spill_dir = store.path / "tmp"
         self.spill_dir.mkdir(exist_ok=True)
         self._handles: dict[int, Handle] = {}
+        self.getattr_calls = 0  # FUSE getattr/lookup requests served: listings should make most unnecessary
+        self._listings: dict[int, list[tuple[str, Inode]] | None] = {}  # open directories
         self._open_count: dict[int, int] = {}
         self._next_fh = 1
         self._lock = threading.Lock()
@@ -87,17 +92,40 @@ class SdfsOperations(mfusepy.Operations):
 
     @_logged
     def getattr(self, path, fh=None):
+        self.getattr_calls += 1
         if fh is not None and fh in self._handles:
             return self._attrs(self.store.get(self._handles[fh].ino))
         return self._attrs(self.store.resolve(path))
 
     @_logged
-    def readdir(self, path, fh):
-        entries = self.store.listdir(path)
-        yield "."
-        yield ".."
-        for name, inode in entries:
-            yield name, {"st_mode": inode.mode, "st_ino": inode.ino}, 0
+    def opendir(self, path):
+        if not self.store.resolve(path).is_dir:
+            raise FsError(errno.ENOTDIR, path)
+        with self._lock:
+            fh = self._next_fh
+            self._next_fh += 1
+            self._listings[fh] = None
+        return fh
+
+    @_logged
+    def readdir_with_offset(self, path, offset, fh):
+        """Entries from ``offset`` on, each with its attributes and the offset of the entry after it.
+
+        The listing is read from the store once per open directory (again on rewinddir), so the
+        kernel's successive requests page through one consistent snapshot.
+        """
+        listing = self._listings.get(fh)
+        if offset == 0 or listing is None:
+            listing = self.store.listdir(path, dots=True)
+            self._listings[fh] = listing
+        for index in range(offset, len(listing)):
+            name, inode = listing[index]
+            yield name, self._attrs(inode), index + 1
+
+    @_logged
+    def releasedir(self, path, fh):
+        self._listings.pop(fh, None)
+        return 0
 
     @_logged
     def chmod(self, path, mode):
@@ -349,7 +377,9 @@ class SdfsOperations(mfusepy.Operations):
     @_logged
     def getxattr(self, path, name, position=0):
         if not name.startswith("user."):
-            raise FsError(ENOATTR, name)  # ls -l asks every file for ACLs and SELinux labels; we keep neither
+            # ACLs and security labels are not kept. ENOTSUP (not ENOATTR) lets `ls -l` learn that once
+            # per mount instead of asking every file, as it must ask a filesystem that might have them.
+            raise FsError(errno.ENOTSUP, name)
         inode = self.store.resolve(path)
         if name.startswith("user.sdfs."):
             value = self._sdfs_xattr(inode, name)
@@ -373,6 +403,8 @@ class SdfsOperations(mfusepy.Operations):
         self._writable()
         if name.startswith("user.sdfs."):
             raise FsError(errno.EPERM, f"{name} is read-only")
+        if not name.startswith("user."):
+            raise FsError(errno.ENOTSUP, name)
         inode = self.store.resolve(path)
         if name not in inode.xattrs:
             raise FsError(ENOATTR, name)
@@ -386,7 +418,7 @@ class SdfsOperations(mfusepy.Operations):
             return json.dumps({"decodes": stats.decodes, "decode_batches": self.service.decoder.batches,
                                "renders": stats.renders, "encodes": stats.encodes,
                                "encode_failures": stats.encode_failures, "queue": self.store.queue_length(),
-                               "cache_bytes": self.service.cache.size})
+                               "cache_bytes": self.service.cache.size, "getattrs": self.getattr_calls})
         if inode.kind != "file":
             return None
         if name == "user.sdfs.codec":
@@ -420,11 +452,35 @@ class SdfsOperations(mfusepy.Operations):
 
 
 class SdfsFUSE(mfusepy.FUSE):
-    """mfusepy drops rename's flags; pass RENAME_NOREPLACE and RENAME_EXCHANGE through."""
+    """Two things mfusepy leaves out: rename's flags, and attributes in READDIRPLUS replies."""
 
     def rename_fuse_3(self, old: bytes, new: bytes, flags: int) -> int:
         return self.operations.rename(old.decode(self.encoding, self.errors),
                                       new.decode(self.encoding, self.errors), flags)
+
+    def init_fuse_3(self, conn, config) -> None:
+        # READDIRPLUS on every listing request, not only the first: `ls -l` and file managers stat
+        # each entry as they read the listing, and attributes that came with it cost no round trip
+        if conn:
+            conn.contents.want &= ~FUSE_CAP_READDIRPLUS_AUTO
+        super().init_fuse_3(conn, config)
+
+    def readdir_fuse_3(self, path: bytes | None, buf, filler, offset: int, fip, flags: int) -> int:
+        """Page through the listing by offset, with each entry's attributes when the kernel asks (READDIRPLUS).
+
+        mfusepy hands libfuse only the mode, so `ls -l` costs one LOOKUP round trip per file.
+        libfuse 3.14 passes attributes on only for entries given with an offset, hence
+        readdir_with_offset.
+        """
+        plus = bool(flags & FUSE_READDIR_PLUS)
+        decoded = None if path is None else path.decode(self.encoding, self.errors)
+        st = mfusepy.c_stat()
+        for name, attrs, next_offset in self.operations.readdir_with_offset(decoded, offset, fip.contents.fh):
+            ctypes.memset(ctypes.byref(st), 0, ctypes.sizeof(st))
+            mfusepy.set_st_attrs(st, attrs, use_ns=self.use_ns)
+            if filler(buf, name.encode(self.encoding, self.errors), st, next_offset, FUSE_FILL_DIR_PLUS if plus else 0):
+                break
+        return 0
 
 
 def _buffer_size(buffer) -> int:

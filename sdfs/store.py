@@ -352,14 +352,14 @@ class Store:
             raise FsError(errno.ENAMETOOLONG, path)
         return parent, parts[-1]
 
-    def listdir(self, path: str) -> list[tuple[str, Inode]]:
-        """Names and inodes of a directory, in one read transaction."""
+    def listdir(self, path: str, dots: bool = False) -> list[tuple[str, Inode]]:
+        """Names and inodes of a directory (led by "." and ".." if ``dots``), in one read transaction."""
         with self.read() as txn:
             directory = self._resolve(txn, path)
             if not directory.is_dir:
                 raise FsError(errno.ENOTDIR, path)
             prefix = ino_key(directory.ino)
-            out = []
+            out = [(".", directory), ("..", self._get(txn, directory.parent or ROOT_INO))] if dots else []
             cursor = txn.cursor(db=self._dbs["dirents"])
             if cursor.set_range(prefix):
                 for key, value in cursor:

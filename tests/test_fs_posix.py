@@ -5,10 +5,11 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import subprocess
 
 import pytest
 
-from tests.mountutil import mounted
+from tests.mountutil import mounted, stats
 
 AT_FDCWD = -100
 RENAME_NOREPLACE, RENAME_EXCHANGE = 1, 2
@@ -79,6 +80,22 @@ def test_user_xattrs_and_read_only_sdfs_xattrs(mnt):
     assert err.value.errno == errno.ENODATA
 
 
+@pytest.mark.parametrize("name", ["security.selinux", "system.posix_acl_access", "trusted.note"])
+def test_namespaces_other_than_user_are_unsupported(mnt, name):
+    """ENOTSUP, not ENODATA: `ls -l` then stops asking every file for labels and ACLs (one request each)."""
+    path = mnt / "plain.txt"
+    path.write_text("x")
+    calls = [lambda: os.getxattr(path, name)]
+    if not name.startswith("system."):  # the kernel checks an ACL's format before asking us
+        calls += [lambda: os.setxattr(path, name, b"v"), lambda: os.removexattr(path, name)]
+    for call in calls:
+        with pytest.raises(OSError) as err:
+            call()
+        assert err.value.errno == errno.ENOTSUP
+    subprocess.run(["cp", "-a", str(path), str(mnt / "copy.txt")], check=True)  # cp -a copes with ENOTSUP
+    assert (mnt / "copy.txt").read_text() == "x"
+
+
 def test_rename_flags_and_replacement(mnt):
     (mnt / "a").write_text("A")
     (mnt / "b").write_text("B")
@@ -131,3 +148,39 @@ def test_relative_store_and_mountpoint(tmp_path):
         subprocess.run([sys.executable, "-m", "sdfs.cli", "umount", "mnt"], cwd=tmp_path, check=False)
         if os.path.ismount(tmp_path / "mnt"):
             subprocess.run(["fusermount3", "-uz", str(tmp_path / "mnt")], check=False)
+
+
+def test_listing_pages_carry_attributes_so_ls_l_needs_no_lookups(tmp_path):
+    """1500 entries take several READDIRPLUS pages; each entry's attributes come with the listing."""
+    names = {f"n{i:04d}.txt" for i in range(1500)}
+    with mounted(tmp_path / "store", tmp_path / "mnt") as mnt:
+        (mnt / "many").mkdir()
+        for name in names:
+            (mnt / "many" / name).write_bytes(b"x" * 7)
+    with mounted(tmp_path / "store", tmp_path / "mnt") as mnt:  # a fresh kernel cache
+        before = stats(mnt)["getattrs"]
+        listing = subprocess.run(["ls", "-la", str(mnt / "many")], capture_output=True, text=True, check=True)
+        served = stats(mnt)["getattrs"] - before
+        rows = [line.split() for line in listing.stdout.splitlines()[1:]]
+        assert sorted(row[-1] for row in rows) == sorted(names | {".", ".."})  # each exactly once
+        assert all(row[4] == "7" for row in rows if row[-1].endswith(".txt"))
+        assert served < 20, f"{served} getattr requests for ls -la of {len(names)} files"
+        with os.scandir(mnt / "many") as entries:
+            assert all(entry.inode() == entry.stat(follow_symlinks=False).st_ino for entry in entries)
+
+
+def test_a_listing_is_one_snapshot_while_the_directory_changes(mnt):
+    folder = mnt / "changing"
+    folder.mkdir()
+    for i in range(1200):
+        (folder / f"old{i:04d}").write_bytes(b"")
+    seen = []
+    with os.scandir(folder) as entries:
+        for i, entry in enumerate(entries):
+            seen.append(entry.name)
+            if i == 10:
+                for j in range(300):
+                    (folder / f"new{j:04d}").write_bytes(b"")
+                os.unlink(folder / "old1199")
+    assert len(seen) == len(set(seen)), "an entry was listed twice"
+    assert {f"old{i:04d}" for i in range(1199)} <= set(seen), "an entry that stayed was skipped"
