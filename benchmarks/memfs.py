@@ -1,6 +1,6 @@
 """A minimal mfusepy in-memory filesystem: the reference sdfs's FUSE overhead is measured against.
 
-    python benchmarks/memfs.py SOURCE_DIR MOUNTPOINT [--xattrs]
+    python benchmarks/memfs.py SOURCE_DIR MOUNTPOINT
 
 Serves a copy of SOURCE_DIR (one level of subdirectories) from memory, read-only, with the
 same FUSE options sdfs uses. Runs in the foreground until unmounted.
@@ -57,23 +57,6 @@ class MemFS(mfusepy.Operations):
         return self.files[path][offset:offset + size]
 
 
-class MemFSWithXattrs(MemFS):
-    """The same, answering xattr requests (with "none") as a filesystem with user xattrs must.
-
-    Without getxattr the kernel learns after one ENOSYS never to ask again; with it, `ls -l`
-    asks every file for its ACL and security label: one more FUSE request per file.
-    """
-
-    def getxattr(self, path, name, position=0):
-        self.getattr(path)
-        raise mfusepy.FuseOSError(errno.ENODATA)
-
-    def listxattr(self, path):
-        self.getattr(path)
-        return []
-
-
 if __name__ == "__main__":
-    fs_class = MemFSWithXattrs if "--xattrs" in sys.argv[3:] else MemFS
-    mfusepy.FUSE(fs_class(sys.argv[1]), sys.argv[2], foreground=True, ro=True, default_permissions=True,
+    mfusepy.FUSE(MemFS(sys.argv[1]), sys.argv[2], foreground=True, ro=True, default_permissions=True,
                  attr_timeout=1.0, entry_timeout=1.0, use_ino=False)
