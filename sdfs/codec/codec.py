@@ -17,6 +17,7 @@ from .container import Blob, ContainerError
 from .images import DEFAULT_MAX_PIXELS, ImageData, pad_offsets, pad_to_multiple, padded_size, read_image, rgb_to_grey
 from .models import DEFAULT_MODEL, LatentModel, load_model
 from .optimize import STRUCTURE_WEIGHT, Objective, RefineReport, refine, steps_for_effort
+from .postfilter import SIGMA_UNITS, smooth
 from .quant import QuantError, QuantizedLatent, make_quantizer
 from .tiling import run_tiled
 
@@ -38,6 +39,7 @@ class CodecConfig:
     effort: int = 0
     structure_weight: float = STRUCTURE_WEIGHT  # effort's refinement: weight of (1 - MS-SSIM)
     rate_weight: float = 0.0  # effort's refinement: weight of the rate term (measured to lose)
+    smoothing: float | None = None  # decoder-side Gaussian (px) for unrefined latents; None: the model's
     coder: int = entropy.CONTEXT
     seed: int = 0
     encode_tile: int = 1024  # pixels per side encoded in one pass
@@ -126,9 +128,15 @@ class Codec:
             family=self.model.family.name, encoder=self.model.model_id, width=img.width, height=img.height,
             mode="L" if img.is_grey else "RGB", latent_height=latent.shape[1], latent_width=latent.shape[2],
             channels=latent.shape[0], quantizer=q.params_bytes(), coder=self.config.coder, payload=payload,
-            alpha=_alpha_png(img.alpha), icc=img.icc, exif=img.exif,
+            alpha=_alpha_png(img.alpha), icc=img.icc, exif=img.exif, smoothing=self._smoothing(),
         )
         return blob.to_bytes()
+
+    def _smoothing(self) -> int | None:
+        """The sigma the blob asks the decoder for: none for refined latents, which fit the decoder as they are."""
+        sigma = self.model.unrefined_smoothing if self.config.smoothing is None else self.config.smoothing
+        units = round(sigma * SIGMA_UNITS)
+        return units if units > 0 and not self.steps else None
 
     def _refine(self, q: QuantizedLatent, latent: np.ndarray, x: torch.Tensor, img: ImageData) -> QuantizedLatent:
         device = self.model.device
@@ -197,6 +205,8 @@ class Codec:
         return out
 
     def _finish_decode(self, blob: Blob, image: torch.Tensor) -> ImageData:
+        if blob.smoothing:
+            image = smooth(image, blob.smoothing / SIGMA_UNITS)
         top, left, _, _ = pad_offsets(blob.height, blob.width, self.model.factor, MIN_SIDE)
         crop = image[0, :, top:top + blob.height, left:left + blob.width]
         rgb = ((crop + 1) * 127.5).round().clamp(0, 255).byte()
