@@ -17,7 +17,7 @@ from .container import Blob, ContainerError
 from .images import DEFAULT_MAX_PIXELS, ImageData, pad_offsets, pad_to_multiple, padded_size, read_image, rgb_to_grey
 from .models import DEFAULT_MODEL, LatentModel, load_model
 from .optimize import STRUCTURE_WEIGHT, Objective, RefineReport, refine, steps_for_effort
-from .postfilter import SIGMA_UNITS, smooth
+from . import postfilter
 from .quant import QuantError, QuantizedLatent, make_quantizer
 from .tiling import run_tiled
 
@@ -39,7 +39,7 @@ class CodecConfig:
     effort: int = 0
     structure_weight: float = STRUCTURE_WEIGHT  # effort's refinement: weight of (1 - MS-SSIM)
     rate_weight: float = 0.0  # effort's refinement: weight of the rate term (measured to lose)
-    smoothing: float | None = None  # decoder-side Gaussian (px) for unrefined latents; None: the model's
+    restoration: bool = True  # fit a decoder-side restoration filter (costs the encoder one decode)
     coder: int = entropy.CONTEXT
     seed: int = 0
     encode_tile: int = 1024  # pixels per side encoded in one pass
@@ -128,15 +128,18 @@ class Codec:
             family=self.model.family.name, encoder=self.model.model_id, width=img.width, height=img.height,
             mode="L" if img.is_grey else "RGB", latent_height=latent.shape[1], latent_width=latent.shape[2],
             channels=latent.shape[0], quantizer=q.params_bytes(), coder=self.config.coder, payload=payload,
-            alpha=_alpha_png(img.alpha), icc=img.icc, exif=img.exif, smoothing=self._smoothing(),
+            alpha=_alpha_png(img.alpha), icc=img.icc, exif=img.exif, restoration=self._restoration(q, x, img),
         )
         return blob.to_bytes()
 
-    def _smoothing(self) -> int | None:
-        """The sigma the blob asks the decoder for: none for refined latents, which fit the decoder as they are."""
-        sigma = self.model.unrefined_smoothing if self.config.smoothing is None else self.config.smoothing
-        units = round(sigma * SIGMA_UNITS)
-        return units if units > 0 and not self.steps else None
+    def _restoration(self, q: QuantizedLatent, x: torch.Tensor, img: ImageData) -> bytes | None:
+        """Decode the latent as stored and fit the filter that brings it closest to the photo."""
+        if not self.config.restoration:
+            return None
+        decoded = self._decode_latents([torch.from_numpy(q.dequantize())[None]])[0]
+        top, left, _, _ = pad_offsets(img.height, img.width, self.model.factor, MIN_SIDE)
+        coefficients = postfilter.fit(decoded, x, (slice(top, top + img.height), slice(left, left + img.width)))
+        return None if coefficients is None else postfilter.pack(coefficients)
 
     def _refine(self, q: QuantizedLatent, latent: np.ndarray, x: torch.Tensor, img: ImageData) -> QuantizedLatent:
         device = self.model.device
@@ -172,6 +175,9 @@ class Codec:
                              f"({self.model.model_id}) reads {self.model.family.name}")
         if blob.channels != self.model.channels:
             raise CodecError(f"blob has {blob.channels} latent channels, the model expects {self.model.channels}")
+        if blob.restoration is not None and len(blob.restoration) != 3 * postfilter.TAPS * 2:
+            raise CodecError(f"restoration filter of {len(blob.restoration)} bytes; this decoder reads "
+                             f"{3 * postfilter.TAPS * 2}")
         factor = self.model.factor
         expected = tuple(padded_size(side, factor, MIN_SIDE) // factor for side in (blob.height, blob.width))
         if (blob.latent_height, blob.latent_width) != expected:
@@ -205,8 +211,8 @@ class Codec:
         return out
 
     def _finish_decode(self, blob: Blob, image: torch.Tensor) -> ImageData:
-        if blob.smoothing:
-            image = smooth(image, blob.smoothing / SIGMA_UNITS)
+        if blob.restoration is not None:
+            image = postfilter.apply(image, postfilter.unpack(blob.restoration, image.shape[1]))
         top, left, _, _ = pad_offsets(blob.height, blob.width, self.model.factor, MIN_SIDE)
         crop = image[0, :, top:top + blob.height, left:left + blob.width]
         rgb = ((crop + 1) * 127.5).round().clamp(0, 255).byte()

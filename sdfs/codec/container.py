@@ -24,7 +24,6 @@ MAGIC = b"SDL\x1a"
 VERSION = 1
 MAX_SIDE = 1 << 20  # pixels per side
 MAX_STRING = 256
-MAX_SMOOTHING = 300  # 1/100 px
 
 MODE_CODES = {"RGB": 1, "L": 2}
 MODE_NAMES = {v: k for k, v in MODE_CODES.items()}
@@ -53,7 +52,7 @@ class Blob:
     icc: bytes | None = None
     exif: bytes | None = None
     extras: dict = field(default_factory=dict)
-    smoothing: int | None = None  # decoder-side Gaussian sigma in 1/100 px (postfilter.py); None: none
+    restoration: bytes | None = None  # the decoder-side filter fitted by the encoder (postfilter.py)
 
     def to_bytes(self) -> bytes:
         out = bytearray(MAGIC)
@@ -78,8 +77,6 @@ class Blob:
             raise ContainerError(f"implausible image size {self.width}x{self.height}")
         if max_pixels is not None and self.width * self.height > max_pixels:
             raise ContainerError(f"image of {self.width}x{self.height} exceeds the pixel limit {max_pixels}")
-        if self.smoothing is not None and self.smoothing > MAX_SMOOTHING:
-            raise ContainerError(f"implausible smoothing {self.smoothing / 100:.2f} px")
         if self.mode not in MODE_CODES:
             raise ContainerError(f"unknown colour mode {self.mode!r}")
         if not 1 <= self.channels <= 64:
@@ -200,7 +197,7 @@ _FIELDS = [
     (13, "icc", "bytes"),
     (14, "exif", "bytes"),
     (15, "extras", "dict"),
-    (16, "smoothing", "u32"),
+    (16, "restoration", "bytes"),
 ]
 _BY_TAG = {tag: (name, kind) for tag, name, kind in _FIELDS}
 _REQUIRED = {"family", "encoder", "width", "height", "mode", "latent_height", "latent_width", "channels",

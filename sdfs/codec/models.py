@@ -35,15 +35,11 @@ class LatentFamily:
     kl_scaling: float  # AutoencoderKL raw latent -> diffusion space: (z - shift) * scaling
     kl_shift: float
     vae_approx_prefix: str  # file prefix in a ComfyUI/A1111 models/vae_approx folder
-    # Gaussian sigma (px) on the tiny decoder's output of unrefined latents (postfilter.py): it
-    # removes quantisation noise turned texture in sd1 and sdxl (+0.8-1.0 dB on Kodak) and only
-    # blurs sd3's higher-fidelity decodes (-0.5 dB), so 0 there
-    unrefined_smoothing: float = 0.0
 
 
 FAMILIES: dict[str, LatentFamily] = {
-    "sd1": LatentFamily("sd1", 4, 8, 0.18215, 0.0, "taesd", unrefined_smoothing=0.8),
-    "sdxl": LatentFamily("sdxl", 4, 8, 0.13025, 0.0, "taesdxl", unrefined_smoothing=0.8),
+    "sd1": LatentFamily("sd1", 4, 8, 0.18215, 0.0, "taesd"),
+    "sdxl": LatentFamily("sdxl", 4, 8, 0.13025, 0.0, "taesdxl"),
     "sd3": LatentFamily("sd3", 16, 8, 1.5305, 0.0609, "taesd3"),
 }
 
@@ -114,11 +110,6 @@ class LatentModel:
     @property
     def factor(self) -> int:
         return self.family.factor
-
-    @property
-    def unrefined_smoothing(self) -> float:
-        """Decoder-side smoothing for unrefined latents; measured for the tiny decoders only."""
-        return 0.0 if self.is_kl else self.family.unrefined_smoothing
 
     def _to_diffusion_space(self, raw: torch.Tensor) -> torch.Tensor:
         return (raw - self.family.kl_shift) * self.family.kl_scaling

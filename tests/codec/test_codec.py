@@ -2,7 +2,6 @@ import numpy as np
 import pytest
 
 from sdfs.codec import Codec, CodecConfig, CodecError, load_model
-from sdfs.codec.container import Blob
 from sdfs.codec.images import ImageData
 from tests.conftest import psnr
 
@@ -59,8 +58,6 @@ def test_store_made_with_one_family_is_refused_by_another(codec, kodak_crop):
 
 
 def test_sdxl_and_sd3_roundtrip(kodak_crop):
-    for hub_id, smoothing in (("madebyollin/taesdxl", 80), ("madebyollin/taesd3", None)):
+    for hub_id in ("madebyollin/taesdxl", "madebyollin/taesd3"):
         codec = Codec(load_model(hub_id, device="cpu"))
-        blob = codec.encode(kodak_crop)
-        assert psnr(codec.decode(blob).pixels, kodak_crop.pixels) > 22
-        assert Blob.from_bytes(blob).smoothing == smoothing  # sd3 decodes lose from smoothing
+        assert psnr(codec.decode(codec.encode(kodak_crop)).pixels, kodak_crop.pixels) > 22

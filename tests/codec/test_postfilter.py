@@ -1,35 +1,48 @@
-"""Decoder-side smoothing: asked for by unrefined blobs only, and worth it on a real photo."""
+"""The restoration filter: fitted by the encoder, recorded in the blob, worth its bytes on real photos."""
 
 import numpy as np
+import pytest
 import torch
 
-from sdfs.codec import Codec, CodecConfig
+from sdfs.codec import Codec, CodecConfig, CodecError
+from sdfs.codec import postfilter
 from sdfs.codec.container import Blob
 from sdfs.codec.images import ImageData
-from sdfs.codec.postfilter import smooth
 from tests.conftest import psnr
 
 
-def test_smooth_keeps_shape_and_flat_areas_and_sigma_zero_is_identity():
-    image = torch.rand(1, 3, 20, 30)
-    assert smooth(image, 0) is image
-    assert smooth(image, 0.8).shape == image.shape
-    flat = torch.full((1, 3, 9, 9), 0.25)
-    assert torch.allclose(smooth(flat, 1.5), flat)
-    assert smooth(image, 0.8).std() < image.std()
+def test_identity_coefficients_change_nothing_and_a_known_filter_is_recovered():
+    image = torch.rand(1, 3, 40, 50) * 2 - 1
+    identity = np.array([postfilter.IDENTITY] * 3)
+    assert torch.allclose(postfilter.apply(image, identity), image)
+    known = np.array([[2048, 410, 102, -41], [4096, 0, 0, 200], [1024, 512, 256, 0]])
+    target = postfilter.apply(image, known)
+    fitted = postfilter.fit(image, target, (slice(0, 40), slice(0, 50)))
+    assert np.abs(fitted - known).max() <= 1
+    assert np.array_equal(postfilter.unpack(postfilter.pack(fitted), 3), fitted)
 
 
-def test_unrefined_blobs_ask_for_smoothing_and_it_pays(taesd, kodak_crop):
-    smoothed_codec = Codec(taesd, CodecConfig(bits=5))
-    plain_codec = Codec(taesd, CodecConfig(bits=5, smoothing=0))
-    smoothed, plain = smoothed_codec.encode(kodak_crop), plain_codec.encode(kodak_crop)
-    assert Blob.from_bytes(smoothed).smoothing == 80 and Blob.from_bytes(plain).smoothing is None
-    assert Blob.from_bytes(smoothed).payload == Blob.from_bytes(plain).payload
-    gain = psnr(smoothed_codec.decode(smoothed).pixels, kodak_crop.pixels) - \
-        psnr(plain_codec.decode(plain).pixels, kodak_crop.pixels)
-    assert gain > 0.1, f"smoothing gained only {gain:.2f} dB"
+def test_a_filter_that_would_not_help_is_not_stored():
+    image = torch.rand(1, 3, 16, 16) * 2 - 1
+    assert postfilter.fit(image, image.clone(), (slice(0, 16), slice(0, 16))) is None
 
 
-def test_refined_blobs_decode_unsmoothed(taesd, kodak_crop):
-    small = ImageData(np.ascontiguousarray(kodak_crop.pixels[:64, :64]))
-    assert Blob.from_bytes(Codec(taesd, CodecConfig(bits=5, effort=1)).encode(small)).smoothing is None
+@pytest.mark.parametrize("effort", [0, 1])
+def test_the_fitted_filter_pays_for_its_bytes(taesd, kodak_crop, effort):
+    crop = kodak_crop if effort == 0 else ImageData(np.ascontiguousarray(kodak_crop.pixels[:64, :96]))
+    fitted_codec = Codec(taesd, CodecConfig(bits=5, effort=effort))
+    plain_codec = Codec(taesd, CodecConfig(bits=5, effort=effort, restoration=False))
+    fitted, plain = fitted_codec.encode(crop), plain_codec.encode(crop)
+    assert Blob.from_bytes(plain).restoration is None
+    assert Blob.from_bytes(fitted).payload == Blob.from_bytes(plain).payload
+    assert len(fitted) - len(plain) <= 26
+    gain = psnr(fitted_codec.decode(fitted).pixels, crop.pixels) - psnr(plain_codec.decode(plain).pixels, crop.pixels)
+    assert gain > (0.3 if effort == 0 else 0.05), f"the filter gained only {gain:.2f} dB"
+
+
+def test_a_forged_filter_length_is_a_codec_error(taesd, kodak_crop):
+    codec = Codec(taesd)
+    blob = Blob.from_bytes(codec.encode(kodak_crop))
+    blob.restoration = bytes(10)
+    with pytest.raises(CodecError, match="restoration filter"):
+        codec.decode(blob.to_bytes())
