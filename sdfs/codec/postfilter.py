@@ -52,7 +52,8 @@ def _features(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def apply(image: torch.Tensor, coefficients: np.ndarray) -> torch.Tensor:
-    """Filter (1, C, H, W) pixels in [-1, 1] with (C, TAPS) integer coefficients."""
+    """Filter (1, C, H, W) pixels in [-1, 1] with (C, TAPS) integer coefficients (in float32)."""
+    image = image.float()  # a GPU decoder hands over float16, which CPU convolutions handle poorly
     w = torch.as_tensor(coefficients, dtype=image.dtype, device=image.device) / UNITS
     edges, corners = _features(image)
     view = (1, -1, 1, 1)
