@@ -378,7 +378,7 @@ class SdfsOperations(mfusepy.Operations):
     def getxattr(self, path, name, position=0):
         if not name.startswith("user."):
             # ACLs and security labels are not kept. ENOTSUP (not ENOATTR) lets `ls -l` learn that once
-            # per mount instead of asking every file, as it must ask a filesystem that might have them.
+            # per listing instead of asking every file, as it must ask a filesystem that might have them.
             raise FsError(errno.ENOTSUP, name)
         inode = self.store.resolve(path)
         if name.startswith("user.sdfs."):
