@@ -17,18 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from sdfs.bench import measure
+from sdfs.bench import centre_crop, measure
 from sdfs.codec import Codec, CodecConfig, ImageData, load_model, read_image
 
 SHARED = Path(os.environ.get("SDFS_SHARED", Path(__file__).resolve().parents[2] / "shared"))
 METRICS = ("psnr", "ssimulacra2")
-
-
-def centre_crop(pixels: np.ndarray, side: int) -> np.ndarray:
-    if not side:
-        return pixels
-    top, left = (pixels.shape[0] - side) // 2, (pixels.shape[1] - side) // 2
-    return np.ascontiguousarray(pixels[top:top + side, left:left + side])
 
 
 def scores(codec: Codec, images: list[ImageData]) -> tuple[float, float, float, float]:

@@ -69,6 +69,22 @@ def match_budget(pixels: np.ndarray, fmt: str, budget: int) -> tuple[bytes, int]
     return best
 
 
+def measure_at_budget(pixels: np.ndarray, fmt: str, budget: int, metrics: Iterable[str]) -> dict[str, float]:
+    """Scores of ``fmt`` at the highest quality that fits ``budget`` bytes; NaN where none fits."""
+    matched = match_budget(pixels, fmt, budget)
+    if matched is None:
+        return dict.fromkeys(METRICS, float("nan"))
+    return measure(pixels, np.asarray(Image.open(io.BytesIO(matched[0])).convert("RGB")), metrics)
+
+
+def centre_crop(pixels: np.ndarray, side: int) -> np.ndarray:
+    """The centred ``side`` x ``side`` crop of (H, W, C) pixels; all of them for side 0 (for experiments)."""
+    if not side:
+        return pixels
+    top, left = (pixels.shape[0] - side) // 2, (pixels.shape[1] - side) // 2
+    return np.ascontiguousarray(pixels[top:top + side, left:left + side])
+
+
 def _conventional_rows(args) -> list[Row]:
     name, pixels, budgets, codecs, metrics = args
     rows = []

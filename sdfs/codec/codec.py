@@ -12,12 +12,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from . import entropy
+from . import entropy, postfilter
 from .container import Blob, ContainerError
 from .images import DEFAULT_MAX_PIXELS, ImageData, pad_offsets, pad_to_multiple, padded_size, read_image, rgb_to_grey
 from .models import DEFAULT_MODEL, LatentModel, load_model
 from .optimize import STRUCTURE_WEIGHT, Objective, RefineReport, refine, steps_for_effort
-from . import postfilter
 from .quant import QuantError, QuantizedLatent, make_quantizer
 from .tiling import run_tiled
 
@@ -175,9 +174,11 @@ class Codec:
                              f"({self.model.model_id}) reads {self.model.family.name}")
         if blob.channels != self.model.channels:
             raise CodecError(f"blob has {blob.channels} latent channels, the model expects {self.model.channels}")
-        if blob.restoration is not None and len(blob.restoration) != 3 * postfilter.TAPS * 2:
-            raise CodecError(f"restoration filter of {len(blob.restoration)} bytes; this decoder reads "
-                             f"{3 * postfilter.TAPS * 2}")
+        if blob.restoration is not None:
+            try:
+                postfilter.unpack(blob.restoration, 3)
+            except postfilter.FilterError as exc:
+                raise CodecError(str(exc)) from None
         factor = self.model.factor
         expected = tuple(padded_size(side, factor, MIN_SIDE) // factor for side in (blob.height, blob.width))
         if (blob.latent_height, blob.latent_width) != expected:
