@@ -124,7 +124,7 @@ class Codec:
             q = self._refine(q, latent, x, img)
         payload = entropy.encode(q.symbols, q.levels, self.config.coder)
         blob = Blob(
-            family=self.model.family.name, encoder=self.model.model_id, width=img.width, height=img.height,
+            family=self.model.family.name, encoder=self.model.encoder_name, width=img.width, height=img.height,
             mode="L" if img.is_grey else "RGB", latent_height=latent.shape[1], latent_width=latent.shape[2],
             channels=latent.shape[0], quantizer=q.params_bytes(), coder=self.config.coder, payload=payload,
             alpha=_alpha_png(img.alpha), icc=img.icc, exif=img.exif, restoration=self._restoration(q, x, img),

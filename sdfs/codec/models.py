@@ -10,6 +10,7 @@ by the SD VAE and the other way round.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -23,6 +24,9 @@ import torch
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "madebyollin/taesd"
+WEIGHTS = Path(__file__).with_name("weights")
+# family -> an encoder sdfs fine-tuned for that family's TAESD decoder (benchmarks/finetune_encoder.py)
+TUNED_ENCODERS = {"sd1": "taesd_encoder_sdfs.safetensors"}
 
 
 @dataclass(frozen=True)
@@ -92,9 +96,10 @@ class LatentModel:
     """
 
     def __init__(self, vae: torch.nn.Module, family: LatentFamily, model_id: str, device: torch.device,
-                 dtype: torch.dtype | None = None) -> None:
+                 dtype: torch.dtype | None = None, tuned_encoder: str | None = None) -> None:
         self.family = family
         self.model_id = model_id
+        self.tuned_encoder = tuned_encoder  # the name of sdfs's fine-tuned encoder in use, if any
         self.device = device
         self.is_kl = type(vae).__name__ == "AutoencoderKL"
         if dtype is None:
@@ -102,6 +107,11 @@ class LatentModel:
             dtype = torch.float16 if device.type == "cuda" and not force_upcast else torch.float32
         self.dtype = dtype
         self.vae = vae.to(device=device, dtype=dtype).eval().requires_grad_(False)
+
+    @property
+    def encoder_name(self) -> str:
+        """What wrote a latent: the model, plus sdfs's fine-tuned encoder where that replaced its own."""
+        return f"{self.model_id}+{self.tuned_encoder}" if self.tuned_encoder else self.model_id
 
     @property
     def channels(self) -> int:
@@ -155,26 +165,28 @@ def _float_copy(module: torch.nn.Module) -> torch.nn.Module:
 
 
 def load_model(spec: str = DEFAULT_MODEL, device: str = "auto", family: str | None = None,
-               dtype: torch.dtype | None = None) -> LatentModel:
+               dtype: torch.dtype | None = None, tuned_encoder: bool = True) -> LatentModel:
     """Load a model from a hub id, a local diffusers folder, or a vae_approx file pair.
 
     ``spec`` may be: a hub id (``madebyollin/taesd``, ``stabilityai/sd-vae-ft-mse``), a folder
     with ``config.json``, a ComfyUI/A1111 ``vae_approx`` file (``taesd_encoder.safetensors``;
     its ``_decoder`` partner is found beside it), or a ``vae_approx`` folder plus ``family``.
+    With ``tuned_encoder``, a TAESD whose decoder sdfs has a fine-tuned encoder for encodes with
+    that one (docs/BENCHMARKS.md); its decoder, and so every blob's meaning, is unchanged.
     """
     dev = pick_device(device)
     path = Path(spec).expanduser()
     if path.is_dir() and (path / "config.json").is_file():
         vae, name = _load_diffusers(str(path)), path.name
     elif path.exists() or _looks_like_path(spec):
-        return _load_vae_approx(path, dev, family, dtype)
+        return _load_vae_approx(path, dev, family, dtype, tuned_encoder)
     else:
         vae, name = _load_diffusers(spec), spec
     fam = get_family(family) if family else _family_of(vae, name)
     channels = int(vae.config.latent_channels)
     if channels != fam.channels:
         raise ModelError(f"{spec} makes {channels}-channel latents; family {fam.name} has {fam.channels}")
-    return LatentModel(vae, fam, name, dev, dtype)
+    return LatentModel(vae, fam, name, dev, dtype, _install_tuned_encoder(vae, fam) if tuned_encoder else None)
 
 
 def _looks_like_path(spec: str) -> bool:
@@ -229,7 +241,7 @@ def _not_found_message(spec: str, exc: Exception) -> str:
 
 
 def _load_vae_approx(path: Path, device: torch.device, family: str | None,
-                     dtype: torch.dtype | None) -> LatentModel:
+                     dtype: torch.dtype | None, tuned_encoder: bool) -> LatentModel:
     encoder_file, decoder_file = _vae_approx_pair(path, family)
     from diffusers import AutoencoderTiny
 
@@ -247,7 +259,47 @@ def _load_vae_approx(path: Path, device: torch.device, family: str | None,
     fam = get_family(family) if family else guess_family(prefix, channels)
     if channels != fam.channels:
         raise ModelError(f"{encoder_file}: {channels}-channel latents; family {fam.name} has {fam.channels}")
-    return LatentModel(vae, fam, f"vae_approx:{prefix}", device, dtype)
+    tuned = _install_tuned_encoder(vae, fam) if tuned_encoder else None
+    return LatentModel(vae, fam, f"vae_approx:{prefix}", device, dtype, tuned)
+
+
+def decoder_fingerprint(decoder: torch.nn.Module) -> str:
+    """SHA-256 of a decoder's weights rounded to bfloat16, so float32 and bfloat16 copies of one model agree."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(decoder.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().to(torch.bfloat16).view(torch.int16).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def save_encoder(encoder: torch.nn.Module, model: LatentModel, path: Path) -> None:
+    """Write fine-tuned encoder weights (float16) tagged with the decoder they were tuned for."""
+    from safetensors.torch import save_file
+
+    tensors = {k: v.detach().cpu().half().contiguous() for k, v in encoder.state_dict().items()}
+    save_file(tensors, str(path), metadata={"family": model.family.name,
+                                            "decoder_sha256": decoder_fingerprint(model.vae.decoder)})
+
+
+def _install_tuned_encoder(vae: torch.nn.Module, family: LatentFamily) -> str | None:
+    """Swap in sdfs's fine-tuned encoder where one was tuned for exactly this decoder; its name, or None."""
+    if type(vae).__name__ != "AutoencoderTiny" or family.name not in TUNED_ENCODERS:
+        return None
+    path = WEIGHTS / TUNED_ENCODERS[family.name]
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    try:
+        with safe_open(str(path), "pt") as f:
+            metadata = f.metadata() or {}
+        tensors = load_file(str(path))
+    except Exception as exc:
+        raise ModelError(f"{path}: cannot read sdfs's tuned encoder ({exc}); reinstall sdfs") from exc
+    if metadata.get("decoder_sha256") != decoder_fingerprint(vae.decoder):
+        log.info("%s was tuned for another decoder; encoding with the model's own encoder", path.name)
+        return None
+    vae.encoder.load_state_dict({k: v.float() for k, v in tensors.items()})
+    return path.stem
 
 
 def _vae_approx_pair(path: Path, family: str | None) -> tuple[Path, Path]:

@@ -109,3 +109,27 @@ def test_auto_device_is_cpu_here():
 
     expected = "cuda" if torch.cuda.is_available() else "cpu"
     assert pick_device("auto").type in (expected, "mps")
+
+
+def test_taesd_encodes_with_the_tuned_encoder_and_says_so(taesd):
+    assert taesd.tuned_encoder == "taesd_encoder_sdfs"
+    assert taesd.encoder_name == "madebyollin/taesd+taesd_encoder_sdfs"
+    from_files = load_model(str(VAE_APPROX / "taesd_encoder.safetensors"), device="cpu")
+    assert from_files.tuned_encoder == "taesd_encoder_sdfs"  # bf16 copies of the same decoder match
+    assert load_model("madebyollin/taesdxl", device="cpu").tuned_encoder is None
+    stock = load_model("madebyollin/taesd", device="cpu", tuned_encoder=False)
+    assert stock.tuned_encoder is None and stock.encoder_name == "madebyollin/taesd"
+    x = _image()
+    assert not torch.allclose(stock.encode(x), taesd.encode(x), atol=0.05)
+    assert torch.equal(stock.decode(taesd.encode(x)), taesd.decode(taesd.encode(x)))  # one decoder
+
+
+def test_tuned_encoder_is_not_used_with_another_decoder():
+    from sdfs.codec.models import _install_tuned_encoder
+
+    model = load_model("madebyollin/taesd", device="cpu", tuned_encoder=False)
+    before = {k: v.clone() for k, v in model.vae.encoder.state_dict().items()}
+    with torch.no_grad():
+        model.vae.decoder.layers[0].weight[0, 0, 0, 0] += 0.01  # a fine-tuned decoder, say
+    assert _install_tuned_encoder(model.vae, model.family) is None
+    assert all(torch.equal(before[k], v) for k, v in model.vae.encoder.state_dict().items())
