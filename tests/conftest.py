@@ -31,6 +31,14 @@ def taesd():
 
 
 @pytest.fixture(scope="session")
+def taesd_own():
+    """TAESD with its own encoder, not sdfs's fine-tuned one: for tests of what lifts weak latents."""
+    from sdfs.codec import load_model
+
+    return load_model("madebyollin/taesd", device="cpu", tuned_encoder=False)
+
+
+@pytest.fixture(scope="session")
 def kodak_crop():
     """A 128x192 RGB crop of kodim23 (parrots): cheap enough for model tests."""
     from sdfs.codec import read_image

@@ -40,9 +40,11 @@ def test_alpha_weights_the_loss(taesd, crop):
     assert np.array_equal(out.alpha, alpha)
 
 
-def test_structure_term_keeps_more_structure(taesd, kodak_crop):
+def test_structure_term_keeps_more_structure(taesd_own, kodak_crop):
     import torch
     from pytorch_msssim import ssim
+
+    taesd = taesd_own  # the fine-tuned encoder already learned the structural term, leaving effort less to add
 
     def structure(codec):
         decoded = codec.decode(codec.encode(kodak_crop)).pixels
