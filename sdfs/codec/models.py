@@ -287,12 +287,11 @@ def _install_tuned_encoder(vae: torch.nn.Module, family: LatentFamily) -> str | 
         return None
     path = WEIGHTS / TUNED_ENCODERS[family.name]
     from safetensors import safe_open
-    from safetensors.torch import load_file
 
     try:
-        with safe_open(str(path), "pt") as f:
+        with safe_open(str(path), "pt") as f:  # one read for the tag and the weights
             metadata = f.metadata() or {}
-        tensors = load_file(str(path))
+            tensors = {key: f.get_tensor(key) for key in f.keys()}
     except Exception as exc:
         raise ModelError(f"{path}: cannot read sdfs's tuned encoder ({exc}); reinstall sdfs") from exc
     if metadata.get("decoder_sha256") != decoder_fingerprint(vae.decoder):

@@ -111,13 +111,13 @@ def test_auto_device_is_cpu_here():
     assert pick_device("auto").type in (expected, "mps")
 
 
-def test_taesd_encodes_with_the_tuned_encoder_and_says_so(taesd):
+def test_taesd_encodes_with_the_tuned_encoder_and_says_so(taesd, taesd_own):
     assert taesd.tuned_encoder == "taesd_encoder_sdfs"
     assert taesd.encoder_name == "madebyollin/taesd+taesd_encoder_sdfs"
     from_files = load_model(str(VAE_APPROX / "taesd_encoder.safetensors"), device="cpu")
     assert from_files.tuned_encoder == "taesd_encoder_sdfs"  # bf16 copies of the same decoder match
     assert load_model("madebyollin/taesdxl", device="cpu").tuned_encoder is None
-    stock = load_model("madebyollin/taesd", device="cpu", tuned_encoder=False)
+    stock = taesd_own
     assert stock.tuned_encoder is None and stock.encoder_name == "madebyollin/taesd"
     x = _image()
     assert not torch.allclose(stock.encode(x), taesd.encode(x), atol=0.05)
