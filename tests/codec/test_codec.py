@@ -73,7 +73,7 @@ def test_the_tuned_encoder_beats_taesds_own_with_fewer_bytes(taesd, taesd_own, k
         codec = Codec(model, CodecConfig(bits=bits))
         blob = codec.encode(kodak_crop)
         results[name] = (len(blob), psnr(kodak_crop.pixels, codec.decode(blob).pixels), Codec.info(blob).encoder)
-    assert results["tuned"][2] == "madebyollin/taesd+taesd_encoder_sdfs" and results["stock"][2] == "madebyollin/taesd"
+    assert results["tuned"][2] == "madebyollin/taesd+taesd_encoder_sdfs_v2" and results["stock"][2] == "madebyollin/taesd"
     assert results["tuned"][0] < results["stock"][0], results
     gain = results["tuned"][1] - results["stock"][1]
     assert gain > 0.5, f"the tuned encoder gained only {gain:.2f} dB ({results})"

@@ -112,10 +112,10 @@ def test_auto_device_is_cpu_here():
 
 
 def test_taesd_encodes_with_the_tuned_encoder_and_says_so(taesd, taesd_own):
-    assert taesd.tuned_encoder == "taesd_encoder_sdfs"
-    assert taesd.encoder_name == "madebyollin/taesd+taesd_encoder_sdfs"
+    assert taesd.tuned_encoder == "taesd_encoder_sdfs_v2"
+    assert taesd.encoder_name == "madebyollin/taesd+taesd_encoder_sdfs_v2"
     from_files = load_model(str(VAE_APPROX / "taesd_encoder.safetensors"), device="cpu")
-    assert from_files.tuned_encoder == "taesd_encoder_sdfs"  # bf16 copies of the same decoder match
+    assert from_files.tuned_encoder == "taesd_encoder_sdfs_v2"  # bf16 copies of the same decoder match
     assert load_model("madebyollin/taesdxl", device="cpu").tuned_encoder is None
     stock = taesd_own
     assert stock.tuned_encoder is None and stock.encoder_name == "madebyollin/taesd"
