@@ -131,7 +131,7 @@ def multiple_of_8(x: torch.Tensor) -> torch.Tensor:
     return x[:, :height // 8 * 8, :width // 8 * 8]
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     parser.add_argument("--data", type=Path, required=True, help="scikit-image's skimage/data folder")
     parser.add_argument("--extra", type=Path, help="a folder of more training photos")
@@ -152,25 +152,21 @@ def main() -> None:
                         help="what to train (an experiment: a trained decoder is not what sdfs ships)")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--out-decoder", type=Path, help="where to write the decoder's weights (--train decoder/both)")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def load_photos(args: argparse.Namespace) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """(training photos at least one crop in size, held-out photos cut to multiples of 8), on the device."""
     held_out = {n for n in args.val.split(",") if n}
     files = photo_files(args.data, args.extra)
-    device = torch.device(args.device)
-    images = [load_photo(f).to(device) for f in files if f.name not in held_out]
-    images = [x for x in images if min(x.shape[1:]) >= args.crop]
-    val = [multiple_of_8(load_photo(f)).to(device) for f in files if f.name in held_out]
-    print(f"{len(images)} training photos, {len(val)} held out", flush=True)
-    model = load_model("madebyollin/taesd", device=args.device, dtype=torch.float32, tuned_encoder=False)
-    torch.backends.cudnn.benchmark = True
-    encoder, decoder = model.vae.encoder, model.vae.decoder
-    if args.init:
-        from safetensors.torch import load_file
+    images = [load_photo(f).to(args.device) for f in files if f.name not in held_out]
+    val = [multiple_of_8(load_photo(f)).to(args.device) for f in files if f.name in held_out]
+    return [x for x in images if min(x.shape[1:]) >= args.crop], val
 
-        encoder.load_state_dict({k: v.float() for k, v in load_file(str(args.init)).items()})
-    encoder.requires_grad_(args.train != "decoder").train()
-    decoder.requires_grad_(args.train != "encoder").train()
-    trained = [p for p in list(encoder.parameters()) + list(decoder.parameters()) if p.requires_grad]
-    optimizer = torch.optim.Adam(trained, lr=args.lr)
+
+def train(args: argparse.Namespace, encoder, decoder, images: list[torch.Tensor], val: list[torch.Tensor]) -> None:
+    """Adam on the parameters that require grad; leaves the best held-out checkpoint loaded (the last without --val)."""
+    optimizer = torch.optim.Adam([p for m in (encoder, decoder) for p in m.parameters() if p.requires_grad], lr=args.lr)
     objective = Objective(structure_weight=args.structure)
     bits = [int(b) for b in args.bits.split(",")]
     rng = random.Random(args.seed)
@@ -199,8 +195,7 @@ def main() -> None:
         if val and (step % 100 == 0 or step == steps):
             psnr = validation_psnr(encoder, decoder, val, bits)
             if psnr > best[0]:
-                best = (psnr, step)
-                best_state = snapshot(encoder, decoder)
+                best, best_state = (psnr, step), snapshot(encoder, decoder)
             print(f"step {step} loss {smoothed:.5f} held-out PSNR {psnr:.3f} (best {best[0]:.3f} at {best[1]}) "
                   f"{time.perf_counter() - start:.0f} s", flush=True)
         elif step % 20 == 0 or step == steps:
@@ -208,13 +203,28 @@ def main() -> None:
     if val:
         encoder.load_state_dict(best_state[0])
         decoder.load_state_dict(best_state[1])
+
+
+def main() -> None:
+    args = parse_args()
+    images, val = load_photos(args)
+    print(f"{len(images)} training photos, {len(val)} held out", flush=True)
+    model = load_model("madebyollin/taesd", device=args.device, dtype=torch.float32, tuned_encoder=False)
+    torch.backends.cudnn.benchmark = True
+    encoder, decoder = model.vae.encoder, model.vae.decoder
+    if args.init:
+        from safetensors.torch import load_file
+
+        encoder.load_state_dict({k: v.float() for k, v in load_file(str(args.init)).items()})
+    encoder.requires_grad_(args.train != "decoder").train()
+    decoder.requires_grad_(args.train != "encoder").train()
+    train(args, encoder, decoder, images, val)
     if args.out_decoder:
         from safetensors.torch import save_file
 
         save_file({k: v.detach().cpu().contiguous() for k, v in decoder.state_dict().items()}, str(args.out_decoder))
-    if args.train == "decoder":
-        return
-    save_encoder(encoder, model, args.out)
+    if args.train != "decoder":
+        save_encoder(encoder, model, args.out)
 
 
 if __name__ == "__main__":
