@@ -18,6 +18,7 @@ from restoration_filter import SHARED, scores  # the same scoring loop, run from
 
 from sdfs.bench import centre_crop
 from sdfs.codec import Codec, CodecConfig, ImageData, load_model, read_image
+from sdfs.codec.models import load_encoder_weights
 
 
 def main() -> None:
@@ -33,9 +34,7 @@ def main() -> None:
     own = load_model("madebyollin/taesd", device="cpu", tuned_encoder=False)
     tuned = load_model("madebyollin/taesd", device="cpu")
     if args.weights:
-        from safetensors.torch import load_file
-
-        tuned.vae.encoder.load_state_dict({k: v.float() for k, v in load_file(str(args.weights)).items()})
+        load_encoder_weights(tuned.vae.encoder, args.weights)
     print(f"{len(images)} Kodak images (crop {args.crop or 'none'}), effort {args.effort}, "
           f"{args.weights or tuned.encoder_name}: bpp / PSNR / SSIMULACRA2 / encode+decode s")
     for bits in (int(b) for b in args.bits.split(",")):

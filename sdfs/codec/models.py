@@ -286,19 +286,31 @@ def _install_tuned_encoder(vae: torch.nn.Module, family: LatentFamily) -> str | 
     if type(vae).__name__ != "AutoencoderTiny" or family.name not in TUNED_ENCODERS:
         return None
     path = WEIGHTS / TUNED_ENCODERS[family.name]
+    try:
+        tensors, metadata = read_encoder_weights(path)
+    except ModelError as exc:
+        raise ModelError(f"{exc}; reinstall sdfs") from exc
+    if metadata.get("decoder_sha256") != decoder_fingerprint(vae.decoder):
+        log.info("%s was tuned for another decoder; encoding with the model's own encoder", path.name)
+        return None
+    vae.encoder.load_state_dict(tensors)
+    return path.stem
+
+
+def read_encoder_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """The float32 tensors and the metadata of an encoder weights file written by ``save_encoder``."""
     from safetensors import safe_open
 
     try:
         with safe_open(str(path), "pt") as f:  # one read for the tag and the weights
-            metadata = f.metadata() or {}
-            tensors = {key: f.get_tensor(key) for key in f.keys()}
+            return {key: f.get_tensor(key).float() for key in f.keys()}, f.metadata() or {}
     except Exception as exc:
-        raise ModelError(f"{path}: cannot read sdfs's tuned encoder ({exc}); reinstall sdfs") from exc
-    if metadata.get("decoder_sha256") != decoder_fingerprint(vae.decoder):
-        log.info("%s was tuned for another decoder; encoding with the model's own encoder", path.name)
-        return None
-    vae.encoder.load_state_dict({k: v.float() for k, v in tensors.items()})
-    return path.stem
+        raise ModelError(f"{path}: cannot read encoder weights ({exc})") from exc
+
+
+def load_encoder_weights(encoder: torch.nn.Module, path: Path) -> None:
+    """Load an encoder weights file (``save_encoder``'s format) into ``encoder``, whatever decoder it was tuned for."""
+    encoder.load_state_dict(read_encoder_weights(path)[0])
 
 
 def _vae_approx_pair(path: Path, family: str | None) -> tuple[Path, Path]:

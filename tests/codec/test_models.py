@@ -133,3 +133,19 @@ def test_tuned_encoder_is_not_used_with_another_decoder():
         model.vae.decoder.layers[0].weight[0, 0, 0, 0] += 0.01  # a fine-tuned decoder, say
     assert _install_tuned_encoder(model.vae, model.family) is None
     assert all(torch.equal(before[k], v) for k, v in model.vae.encoder.state_dict().items())
+
+
+def test_saved_encoder_weights_load_back_with_their_tag(tmp_path, taesd):
+    from sdfs.codec.models import decoder_fingerprint, load_encoder_weights, read_encoder_weights, save_encoder
+
+    path = tmp_path / "encoder.safetensors"
+    save_encoder(taesd.vae.encoder, taesd, path)
+    tensors, metadata = read_encoder_weights(path)
+    assert metadata == {"family": "sd1", "decoder_sha256": decoder_fingerprint(taesd.vae.decoder)}
+    stock = load_model("madebyollin/taesd", device="cpu", tuned_encoder=False)
+    load_encoder_weights(stock.vae.encoder, path)
+    x = _image()
+    assert torch.allclose(stock.encode(x), taesd.encode(x), atol=0.02)  # float16 storage
+    path.write_bytes(b"not safetensors")
+    with pytest.raises(ModelError, match="encoder.safetensors: cannot read encoder weights"):
+        read_encoder_weights(path)
