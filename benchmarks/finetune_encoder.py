@@ -43,7 +43,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps
 
 from sdfs.codec import load_model
-from sdfs.codec.models import save_encoder
+from sdfs.codec.models import load_encoder_weights, save_encoder
 from sdfs.codec.optimize import Objective
 
 SHARED = Path(os.environ.get("SDFS_SHARED", Path(__file__).resolve().parents[2] / "shared"))
@@ -131,6 +131,21 @@ def multiple_of_8(x: torch.Tensor) -> torch.Tensor:
     return x[:, :height // 8 * 8, :width // 8 * 8]
 
 
+def add_blocks(encoder, count: int) -> None:
+    """Insert ``count`` residual blocks before the encoder's last conv, each starting as the identity."""
+    from diffusers.models.autoencoders.vae import AutoencoderTinyBlock
+
+    layers = list(encoder.layers)
+    blocks = []
+    for _ in range(count):
+        block = AutoencoderTinyBlock(64, 64, "relu")
+        torch.nn.init.zeros_(block.conv[4].weight)
+        torch.nn.init.zeros_(block.conv[4].bias)
+        blocks.append(block.to(layers[-1].weight.device))
+    encoder.layers = torch.nn.Sequential(*layers[:-1], *blocks, layers[-1])
+    encoder.added_parameters = [p for block in blocks for p in block.parameters()]
+
+
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     parser.add_argument("--data", type=Path, required=True, help="scikit-image's skimage/data folder")
@@ -146,6 +161,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--structure", type=float, default=0.1)
     parser.add_argument("--rescale", type=float, default=1.0, help="shrink half the crops' photos by up to this")
     parser.add_argument("--init", type=Path, help="start from these encoder weights (default: TAESD's)")
+    parser.add_argument("--extra-blocks", type=int, default=0,
+                        help="insert this many identity-initialised blocks at latent resolution (an experiment)")
+    parser.add_argument("--new-lr", type=float, default=3e-4, help="learning rate of the inserted blocks")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--train", choices=("encoder", "decoder", "both"), default="encoder",
@@ -166,7 +184,13 @@ def load_photos(args: argparse.Namespace) -> tuple[list[torch.Tensor], list[torc
 
 def train(args: argparse.Namespace, encoder, decoder, images: list[torch.Tensor], val: list[torch.Tensor]) -> None:
     """Adam on the parameters that require grad; leaves the best held-out checkpoint loaded (the last without --val)."""
-    optimizer = torch.optim.Adam([p for m in (encoder, decoder) for p in m.parameters() if p.requires_grad], lr=args.lr)
+    added = {id(p) for p in getattr(encoder, "added_parameters", [])}
+    trained = [p for m in (encoder, decoder) for p in m.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam([{"params": [p for p in trained if id(p) not in added], "base_lr": args.lr},
+                                  {"params": [p for p in trained if id(p) in added], "base_lr": args.new_lr}],
+                                 lr=args.lr)
+    for group in optimizer.param_groups:
+        group["lr"] = group["base_lr"]
     objective = Objective(structure_weight=args.structure)
     bits = [int(b) for b in args.bits.split(",")]
     rng = random.Random(args.seed)
@@ -182,7 +206,7 @@ def train(args: argparse.Namespace, encoder, decoder, images: list[torch.Tensor]
             print(f"{steps} steps to fit {args.seconds:.0f} s", flush=True)
         if args.seconds or args.cosine:
             for group in optimizer.param_groups:
-                group["lr"] = args.lr * 0.5 * (1 + math.cos(math.pi * min(step / max(steps, 1), 1)))
+                group["lr"] = group["base_lr"] * 0.5 * (1 + math.cos(math.pi * min(step / max(steps, 1), 1)))
         x = random_crops(images, args.batch, args.crop, rng, args.rescale)
         z = with_quantisation_noise(encoder(x), 2 ** rng.choice(bits))
         loss = objective.distortion(decoder(z), x, None)
@@ -213,9 +237,9 @@ def main() -> None:
     torch.backends.cudnn.benchmark = True
     encoder, decoder = model.vae.encoder, model.vae.decoder
     if args.init:
-        from safetensors.torch import load_file
-
-        encoder.load_state_dict({k: v.float() for k, v in load_file(str(args.init)).items()})
+        load_encoder_weights(encoder, args.init)
+    if args.extra_blocks:
+        add_blocks(encoder, args.extra_blocks)
     encoder.requires_grad_(args.train != "decoder").train()
     decoder.requires_grad_(args.train != "encoder").train()
     train(args, encoder, decoder, images, val)
