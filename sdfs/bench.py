@@ -179,7 +179,19 @@ def curves(rows: list[Row]) -> dict[str, dict[str, list[tuple[float, float]]]]:
                 if any(math.isnan(v) for v in values):
                     continue
                 out[codec][metric].append((float(np.mean([r.bpp for r in covered])), float(np.mean(values))))
+    for codec, by_metric in out.items():
+        for metric, pts in by_metric.items():
+            by_metric[metric] = pareto_front(pts) if codec == "sdfs" else sorted(pts)
     return out
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The (bpp, quality) points no other point beats on both, by rate: the settings worth choosing."""
+    front: list[tuple[float, float]] = []
+    for bpp, quality in sorted(points):
+        if not front or quality > front[-1][1]:
+            front.append((bpp, quality))
+    return front
 
 
 def bd_rate(reference: list[tuple[float, float]], test: list[tuple[float, float]],
@@ -293,5 +305,11 @@ def _plots(data: dict, out: Path) -> list[Path]:
     return paths
 
 
-def codecs_for(model, bits: list[int], effort: int) -> dict[str, Codec]:
-    return {f"b{b}" + (f"e{effort}" if effort else ""): Codec(model, CodecConfig(bits=b, effort=effort)) for b in bits}
+def codecs_for(model, points: list[str], effort: int) -> dict[str, Codec]:
+    """sdfs rate points from specs: "5" is 5 bits; "4@0.75" is 4 bits of the photo shrunk to 3/4 size."""
+    codecs = {}
+    for spec in points:
+        bits, _, scale = spec.partition("@")
+        name = f"b{bits}" + (f"s{scale}" if scale else "") + (f"e{effort}" if effort else "")
+        codecs[name] = Codec(model, CodecConfig(bits=int(bits), scale=float(scale or 1), effort=effort))
+    return codecs

@@ -76,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     enc.add_argument("--palette-size", type=int, default=256)
     enc.add_argument("--effort", type=int, default=0, choices=range(5),
                      help="decoder-in-the-loop refinement: 0 none .. 4 most (slow on CPU)")
+    enc.add_argument("--scale", type=float, default=1.0,
+                     help="code the photo shrunk by this (0..1], scaled back up on decode: a lower rate than 3 bits")
     enc.add_argument("--coder", choices=("context", "lzma"), default="context", help="entropy coder")
     enc.add_argument("--batch", type=int, default=8, help="images per device batch")
     _add_model_options(enc)
@@ -138,7 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="sdfs against JPEG, WebP and AVIF at equal bytes (needs the [bench] extra)")
     bench.add_argument("folder", type=Path, help="folder of test images (e.g. the Kodak set)")
-    bench.add_argument("--bits", default="3,4,5,6", help="sdfs rate points: comma-separated bits")
+    bench.add_argument("--bits", default="3,4,5,6", help="sdfs rate points: comma-separated bits; "
+                       "BITS@SCALE codes the photo shrunk by SCALE (4@0.75)")
     bench.add_argument("--effort", type=int, default=0, choices=range(5))
     bench.add_argument("--codecs", default="jpeg,webp,avif")
     bench.add_argument("--metrics", default="psnr,msssim,ssimulacra2")
@@ -252,7 +255,7 @@ def run_encode(args) -> int:
 
     files = _expand(args.inputs)
     codec = _codec(args, quantizer=args.quantizer, bits=args.bits, palette_size=args.palette_size,
-                   effort=args.effort, coder={"context": CONTEXT, "lzma": LZMA}[args.coder])
+                   effort=args.effort, coder={"context": CONTEXT, "lzma": LZMA}[args.coder], scale=args.scale)
     tally = Tally()
 
     def step(chunk, tally):
@@ -443,7 +446,7 @@ def run_bench(args) -> int:
     if not files:
         raise FileNotFoundError(f"{args.folder}: no images")
     model = load_model(args.model, device=args.device, family=args.family)
-    codecs = bench.codecs_for(model, [int(b) for b in args.bits.split(",")], args.effort)
+    codecs = bench.codecs_for(model, args.bits.split(","), args.effort)
     partial = bench.PartialRows(args.out / "results.partial.csv")
     with _progress(2 * len(files), "img") as bar:
         rows = bench.run(files, codecs, args.codecs.split(","), args.metrics.split(","), args.jobs, bar.update,

@@ -8,7 +8,7 @@ import math
 import numpy as np
 from PIL import Image
 
-from sdfs.bench import bd_rate
+from sdfs.bench import bd_rate, pareto_front
 from tests.conftest import KODAK
 from tests.mountutil import sdfs
 
@@ -21,6 +21,11 @@ def test_bd_rate_of_known_curves():
     assert math.isnan(bd_rate(reference, [(0.1, 40.0), (0.2, 45.0)]))  # no common quality range
 
 
+def test_the_sdfs_curve_keeps_only_settings_worth_choosing():
+    points = [(0.30, 26.0), (0.10, 24.0), (0.18, 23.5), (0.20, 25.5), (0.25, 25.5)]
+    assert pareto_front(points) == [(0.10, 24.0), (0.20, 25.5), (0.30, 26.0)]
+
+
 def test_bench_matches_budgets_and_writes_results(tmp_path):
     folder = tmp_path / "images"
     folder.mkdir()
@@ -28,13 +33,15 @@ def test_bench_matches_budgets_and_writes_results(tmp_path):
         pixels = np.asarray(Image.open(KODAK / "kodim19.png").convert("RGB"))[y:y + 176, x:x + 176]
         Image.fromarray(pixels).save(folder / name)
     out = tmp_path / "out"
-    result = sdfs("bench", str(folder), "--bits", "3,6", "--codecs", "jpeg,webp", "--out", str(out), "--jobs", "2")
+    result = sdfs("bench", str(folder), "--bits", "3,6,4@0.5", "--codecs", "jpeg,webp", "--out", str(out),
+                  "--jobs", "2")
     assert "BD-rate of sdfs against each codec" in result.stdout and "vs jpeg" in result.stdout
     for name in ("results.csv", "results.json", "rd_psnr.png", "rd_msssim.png", "rd_ssimulacra2.png"):
         assert (out / name).stat().st_size > 0
     rows = list(csv.DictReader(open(out / "results.csv")))
     budgets = {(r["image"], r["point"]): int(r["bytes"]) for r in rows if r["codec"].startswith("sdfs")}
-    assert len(budgets) == 4
+    assert len(budgets) == 6 and {p for _, p in budgets} == {"b3", "b6", "b4s0.5"}
+    assert all(budgets[(i, "b4s0.5")] < budgets[(i, "b3")] for i in ("a.png", "b.png"))
     conventional = [r for r in rows if not r["codec"].startswith("sdfs")]
     assert conventional, "no conventional codec fitted any budget"
     for r in conventional:

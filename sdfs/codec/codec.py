@@ -10,6 +10,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from . import entropy, postfilter
@@ -44,6 +45,7 @@ class CodecConfig:
     encode_tile: int = 1024  # pixels per side encoded in one pass
     decode_tile: int = 128  # latent cells per side decoded in one pass
     max_pixels: int = DEFAULT_MAX_PIXELS
+    scale: float = 1.0  # code the latent of the photo shrunk by this (0 < scale <= 1); the decoder scales up
 
 
 @dataclass
@@ -70,6 +72,8 @@ class Codec:
     def __init__(self, model: LatentModel, config: CodecConfig | None = None) -> None:
         self.model = model
         self.config = config or CodecConfig()
+        if not 0 < self.config.scale <= 1:
+            raise ValueError(f"scale must be in (0, 1], not {self.config.scale}")
         self.quantizer = make_quantizer(self.config.quantizer, self.config.bits, self.config.palette_size,
                                         self.config.seed)
         self.steps = steps_for_effort(self.config.effort)
@@ -90,10 +94,20 @@ class Codec:
     def encode_batch(self, images: Sequence[ImageInput]) -> list[bytes]:
         """Encode several images, running the encoder on same-shaped ones together."""
         loaded = [self._load(img) for img in images]
-        padded = [self._to_tensor(pad_to_multiple(img.rgb(), self.model.factor, MIN_SIDE)[0]) for img in loaded]
+        coded = [self._coded(img) for img in loaded]
+        padded = [self._to_tensor(pad_to_multiple(img.rgb(), self.model.factor, MIN_SIDE)[0]) for img in coded]
         latents = self._encode_tensors(padded)
         self.last_reports = []
-        return [self._finish_encode(img, x, z) for img, x, z in zip(loaded, padded, latents)]
+        return [self._finish_encode(img, small, x, z) for img, small, x, z in zip(loaded, coded, padded, latents)]
+
+    def _coded(self, img: ImageData) -> ImageData:
+        """The picture the latent will hold: the image itself, or the image shrunk by ``config.scale``."""
+        size = coded_size(img.width, img.height, self.config.scale, self.model.factor)
+        if size == (img.width, img.height):
+            return img
+        alpha = None if img.alpha is None else np.asarray(Image.fromarray(img.alpha).resize(size, Image.BILINEAR))
+        pixels = np.asarray(Image.fromarray(img.rgb()).resize(size, Image.LANCZOS))
+        return ImageData(pixels=pixels, alpha=alpha)
 
     def _load(self, image: ImageInput) -> ImageData:
         return image if isinstance(image, ImageData) else read_image(image, max_pixels=self.config.max_pixels)
@@ -118,26 +132,37 @@ class Codec:
         tile, factor = self.config.encode_tile, self.model.factor
         return run_tiled(lambda t: self.model.encode(t).cpu(), x, 1 / factor, tile, 8 * factor).numpy()
 
-    def _finish_encode(self, img: ImageData, x: torch.Tensor, latent: np.ndarray) -> bytes:
+    def _finish_encode(self, img: ImageData, coded: ImageData, x: torch.Tensor, latent: np.ndarray) -> bytes:
         q = self.quantizer.quantize(latent)
         if self.steps:
-            q = self._refine(q, latent, x, img)
+            q = self._refine(q, latent, x, coded)
         payload = entropy.encode(q.symbols, q.levels, self.config.coder)
+        scaled = coded is not img
         blob = Blob(
             family=self.model.family.name, encoder=self.model.encoder_name, width=img.width, height=img.height,
             mode="L" if img.is_grey else "RGB", latent_height=latent.shape[1], latent_width=latent.shape[2],
             channels=latent.shape[0], quantizer=q.params_bytes(), coder=self.config.coder, payload=payload,
-            alpha=_alpha_png(img.alpha), icc=img.icc, exif=img.exif, restoration=self._restoration(q, x, img),
+            alpha=_alpha_png(img.alpha), icc=img.icc, exif=img.exif,
+            restoration=self._restoration(q, x, img, coded),
+            coded_width=coded.width if scaled else None, coded_height=coded.height if scaled else None,
         )
         return blob.to_bytes()
 
-    def _restoration(self, q: QuantizedLatent, x: torch.Tensor, img: ImageData) -> bytes | None:
-        """Decode the latent as stored and fit the filter that brings it closest to the photo."""
+    def _restoration(self, q: QuantizedLatent, x: torch.Tensor, img: ImageData, coded: ImageData) -> bytes | None:
+        """Decode the latent as stored and fit the filter that brings it closest to the photo.
+
+        A scaled-down latent's filter is fitted after scaling up, at the photo's own size, so it
+        also sharpens what the scaling blurred.
+        """
         if not self.config.restoration:
             return None
         decoded = self._decode_latents([torch.from_numpy(q.dequantize())[None]])[0]
-        top, left, _, _ = pad_offsets(img.height, img.width, self.model.factor, MIN_SIDE)
-        coefficients = postfilter.fit(decoded, x, (slice(top, top + img.height), slice(left, left + img.width)))
+        top, left, _, _ = pad_offsets(coded.height, coded.width, self.model.factor, MIN_SIDE)
+        region = (slice(top, top + coded.height), slice(left, left + coded.width))
+        if coded is not img:
+            decoded = scale_up(decoded[..., region[0], region[1]], img.height, img.width)
+            x, region = self._to_tensor(img.rgb()), (slice(0, img.height), slice(0, img.width))
+        coefficients = postfilter.fit(decoded, x, region)
         return None if coefficients is None else postfilter.pack(coefficients)
 
     def _refine(self, q: QuantizedLatent, latent: np.ndarray, x: torch.Tensor, img: ImageData) -> QuantizedLatent:
@@ -179,11 +204,11 @@ class Codec:
                 postfilter.unpack(blob.restoration, 3)
             except postfilter.FilterError as exc:
                 raise CodecError(str(exc)) from None
-        factor = self.model.factor
-        expected = tuple(padded_size(side, factor, MIN_SIDE) // factor for side in (blob.height, blob.width))
+        factor, (width, height) = self.model.factor, blob.coded_size
+        expected = tuple(padded_size(side, factor, MIN_SIDE) // factor for side in (height, width))
         if (blob.latent_height, blob.latent_width) != expected:
             raise CodecError(f"latent {blob.latent_height}x{blob.latent_width} does not match image "
-                             f"{blob.width}x{blob.height}")
+                             f"{width}x{height}")
         return blob
 
     def _latent_of(self, blob: Blob) -> torch.Tensor:
@@ -212,9 +237,13 @@ class Codec:
         return out
 
     def _finish_decode(self, blob: Blob, image: torch.Tensor) -> ImageData:
-        if blob.restoration is not None:
+        width, height = blob.coded_size
+        top, left, _, _ = pad_offsets(height, width, self.model.factor, MIN_SIDE)
+        if (width, height) != (blob.width, blob.height):
+            image = scale_up(image[..., top:top + height, left:left + width], blob.height, blob.width)
+            top = left = 0
+        if blob.restoration is not None:  # on the padded picture, as the encoder fitted it
             image = postfilter.apply(image, postfilter.unpack(blob.restoration, image.shape[1]))
-        top, left, _, _ = pad_offsets(blob.height, blob.width, self.model.factor, MIN_SIDE)
         crop = image[0, :, top:top + blob.height, left:left + blob.width]
         rgb = ((crop + 1) * 127.5).round().clamp(0, 255).byte()
         pixels = rgb.permute(1, 2, 0).contiguous().numpy()
@@ -236,6 +265,18 @@ class Codec:
             coder=entropy.CODER_NAMES.get(blob.coder, str(blob.coder)),
             latent_shape=(blob.channels, blob.latent_height, blob.latent_width), bytes=len(data),
         )
+
+
+def coded_size(width: int, height: int, scale: float, factor: int) -> tuple[int, int]:
+    """The size a latent at ``scale`` codes: each side scaled and rounded to whole latent cells, never larger."""
+    if scale >= 1:
+        return width, height
+    return tuple(min(side, max(factor, round(side * scale / factor) * factor)) for side in (width, height))
+
+
+def scale_up(image: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Bicubic scaling of decoded (1, C, h, w) pixels up to height x width."""
+    return F.interpolate(image.float(), size=(height, width), mode="bicubic", align_corners=False)
 
 
 def _same_shape_groups(shapes: Iterable[torch.Size]) -> list[list[int]]:

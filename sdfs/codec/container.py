@@ -53,6 +53,13 @@ class Blob:
     exif: bytes | None = None
     extras: dict = field(default_factory=dict)
     restoration: bytes | None = None  # the decoder-side filter fitted by the encoder (postfilter.py)
+    coded_width: int | None = None  # the size the latent was coded at, when smaller than the image's:
+    coded_height: int | None = None  # the decoder scales its output up to width x height
+
+    @property
+    def coded_size(self) -> tuple[int, int]:
+        """(width, height) of the picture the latent holds."""
+        return (self.coded_width or self.width, self.coded_height or self.height)
 
     def to_bytes(self) -> bytes:
         out = bytearray(MAGIC)
@@ -81,12 +88,17 @@ class Blob:
             raise ContainerError(f"unknown colour mode {self.mode!r}")
         if not 1 <= self.channels <= 64:
             raise ContainerError(f"implausible latent channel count {self.channels}")
-        factor_h = -(-self.height // self.latent_height) if self.latent_height else 0
-        factor_w = -(-self.width // self.latent_width) if self.latent_width else 0
+        if (self.coded_width is None) != (self.coded_height is None):
+            raise ContainerError("coded size has a width but no height, or a height but no width")
+        width, height = self.coded_size
+        if not (1 <= width <= self.width and 1 <= height <= self.height):
+            raise ContainerError(f"coded size {width}x{height} is not within image {self.width}x{self.height}")
+        factor_h = -(-height // self.latent_height) if self.latent_height else 0
+        factor_w = -(-width // self.latent_width) if self.latent_width else 0
         if not (self.latent_height and self.latent_width) or factor_h > 64 or factor_w > 64 \
-                or self.latent_height > self.height + 64 or self.latent_width > self.width + 64:
+                or self.latent_height > height + 64 or self.latent_width > width + 64:
             raise ContainerError(f"latent {self.latent_height}x{self.latent_width} does not fit image "
-                                 f"{self.width}x{self.height}")
+                                 f"{width}x{height}")
 
 
 def parse_fields(data: bytes) -> dict:
@@ -198,6 +210,8 @@ _FIELDS = [
     (14, "exif", "bytes"),
     (15, "extras", "dict"),
     (16, "restoration", "bytes"),
+    (17, "coded_width", "u32"),
+    (18, "coded_height", "u32"),
 ]
 _BY_TAG = {tag: (name, kind) for tag, name, kind in _FIELDS}
 _REQUIRED = {"family", "encoder", "width", "height", "mode", "latent_height", "latent_width", "channels",

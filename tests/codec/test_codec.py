@@ -51,6 +51,34 @@ def test_settings_roundtrip(taesd, kodak_crop, config):
     assert psnr(codec.decode(codec.encode(kodak_crop)).pixels, kodak_crop.pixels) > 20
 
 
+def test_a_latent_of_the_shrunk_photo_decodes_at_full_size_for_far_fewer_bytes(taesd, kodak_crop):
+    full, half = (Codec(taesd, CodecConfig(bits=4, scale=s)) for s in (1.0, 0.5))
+    small = half.encode(kodak_crop)
+    info = Codec.info(small)
+    assert (info.width, info.height, info.latent_shape) == (192, 128, (4, 8, 12))
+    out = half.decode(small)
+    assert out.pixels.shape == kodak_crop.pixels.shape
+    assert len(small) < 0.6 * len(full.encode(kodak_crop))  # a quarter of the cells; the header stays
+    assert psnr(out.pixels, kodak_crop.pixels) > 21
+    unfiltered = Codec(taesd, CodecConfig(bits=4, scale=0.5, restoration=False))
+    # the filter is fitted after scaling up, so it also undoes some of the scaling's blur
+    assert psnr(out.pixels, kodak_crop.pixels) > psnr(unfiltered.decode(unfiltered.encode(kodak_crop)).pixels,
+                                                      kodak_crop.pixels) + 0.2
+
+
+def test_a_shrunk_latent_keeps_alpha_exact(taesd, kodak_crop):
+    alpha = np.tile(np.linspace(0, 255, kodak_crop.width).astype(np.uint8), (kodak_crop.height, 1))
+    codec = Codec(taesd, CodecConfig(bits=4, scale=0.75, effort=1))
+    out = codec.decode(codec.encode(ImageData(kodak_crop.pixels, alpha=alpha)))
+    assert np.array_equal(out.alpha, alpha) and out.pixels.shape == kodak_crop.pixels.shape
+
+
+@pytest.mark.parametrize("scale", [0, 1.5])
+def test_a_scale_outside_0_to_1_is_refused(taesd, scale):
+    with pytest.raises(ValueError, match="scale must be in"):
+        Codec(taesd, CodecConfig(scale=scale))
+
+
 def test_store_made_with_one_family_is_refused_by_another(codec, kodak_crop):
     sd3 = Codec(load_model("madebyollin/taesd3", device="cpu"))
     with pytest.raises(CodecError, match="sd1 latents.*reads sd3"):

@@ -24,8 +24,20 @@ def with_crc(body: bytes) -> bytes:
 
 
 def test_roundtrip_keeps_every_field():
-    blob = sample_blob(alpha=b"\x89PNG", extras={"k": "v"}, restoration=bytes(24))
+    blob = sample_blob(alpha=b"\x89PNG", extras={"k": "v"}, restoration=bytes(24), coded_width=50, coded_height=30,
+                       latent_width=7, latent_height=4)
     assert Blob.from_bytes(blob.to_bytes()) == blob
+    assert blob.coded_size == (50, 30) and sample_blob().coded_size == (100, 60)
+
+
+@pytest.mark.parametrize("coded, message", [
+    (dict(coded_width=50), "width but no height"),
+    (dict(coded_width=200, coded_height=30), "not within image 100x60"),
+    (dict(width=5000, height=5000, coded_width=2000, coded_height=1000), "does not fit image 2000x1000"),
+])
+def test_a_coded_size_that_cannot_be_is_refused(coded, message):
+    with pytest.raises(ContainerError, match=message):
+        Blob.from_bytes(sample_blob(**coded).to_bytes())
 
 
 @pytest.mark.parametrize("data, message", [
