@@ -162,6 +162,7 @@ def _add_new_store_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bits", type=int, help="codec settings for a new store (see encode)")
     p.add_argument("--quantizer", choices=("uniform", "palette"))
     p.add_argument("--effort", type=int, choices=range(5))
+    p.add_argument("--scale", type=float, help="code photos shrunk by this (see encode)")
     p.add_argument("--quality-floor", metavar="METRIC:SCORE",
                    help="quality guard: per image, store the smallest of latent, AVIF and the original file "
                         "whose METRIC (ssimulacra2, psnr, msssim) reaches SCORE; 'off' stores latents only. "
@@ -376,8 +377,8 @@ def run_umount(args) -> int:
 
 
 def _new_store_config(args) -> dict:
-    return {"bits": args.bits, "quantizer": args.quantizer, "effort": args.effort, "max_pixels": args.max_pixels,
-            "quality_floor": args.quality_floor}
+    return {"bits": args.bits, "quantizer": args.quantizer, "effort": args.effort, "scale": args.scale,
+            "max_pixels": args.max_pixels, "quality_floor": args.quality_floor}
 
 
 def _store_codec(store, args, config: dict):

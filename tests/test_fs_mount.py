@@ -143,3 +143,18 @@ def test_a_read_is_served_while_a_refining_encode_runs(tmp_path):
         print(f"read of a latent served in {waited:.2f} s during a refining encode")
         assert stats(mnt)["decodes"] == decodes + 1 and Image.open(io.BytesIO(data)).size == (64, 64)
         assert still_encoding, "the read waited for the refining encode to finish"
+
+
+def test_a_store_made_with_scale_keeps_photos_shrunk_and_serves_them_full_size(tmp_path):
+    store, mnt = tmp_path / "store", tmp_path / "mnt"
+    crop = np.asarray(Image.open(KODAK / "kodim19.png").convert("RGB"))[200:392, 200:392]
+    Image.fromarray(crop).save(tmp_path / "photo.png")
+    for name, options in {"full": (), "half": ("--scale", "0.5")}.items():
+        sdfs("encode", str(tmp_path / "photo.png"), "-o", str(tmp_path / f"{name}.sdl"), "-q", *options)
+    with mounted(store, mnt, "--scale", "0.5", "--quality-floor", "off"):
+        shutil.copy(tmp_path / "photo.png", mnt / "photo.png")
+        wait_for_encoder(mnt)
+        stored = int(os.getxattr(mnt / "photo.png", "user.sdfs.stored_bytes"))
+        served = np.asarray(Image.open(mnt / "photo.png"))
+    assert stored == (tmp_path / "half.sdl").stat().st_size < 0.6 * (tmp_path / "full.sdl").stat().st_size
+    assert served.shape == crop.shape and psnr(served, crop) > 20
