@@ -157,4 +157,5 @@ def test_a_store_made_with_scale_keeps_photos_shrunk_and_serves_them_full_size(t
         stored = int(os.getxattr(mnt / "photo.png", "user.sdfs.stored_bytes"))
         served = np.asarray(Image.open(mnt / "photo.png"))
     assert stored == (tmp_path / "half.sdl").stat().st_size < 0.6 * (tmp_path / "full.sdl").stat().st_size
+    assert "192x192 (coded at 96x96) RGB" in sdfs("info", str(tmp_path / "half.sdl")).stdout
     assert served.shape == crop.shape and psnr(served, crop) > 20

@@ -60,6 +60,7 @@ class BlobInfo:
     coder: str
     latent_shape: tuple[int, int, int]
     bytes: int
+    coded_size: tuple[int, int]  # (width, height) the latent holds: smaller than the image's when shrunk
 
     @property
     def bpp(self) -> float:
@@ -264,6 +265,7 @@ class Codec:
             quantizer={1: "uniform", 2: "palette"}[kind], levels=levels,
             coder=entropy.CODER_NAMES.get(blob.coder, str(blob.coder)),
             latent_shape=(blob.channels, blob.latent_height, blob.latent_width), bytes=len(data),
+            coded_size=blob.coded_size,
         )
 
 

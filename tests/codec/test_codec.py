@@ -42,6 +42,7 @@ def test_info_reads_the_header(codec, kodak_crop):
     info = Codec.info(codec.encode(kodak_crop))
     assert (info.width, info.height, info.mode, info.family) == (192, 128, "RGB", "sd1")
     assert info.quantizer == "uniform" and info.levels == 32 and info.latent_shape == (4, 16, 24)
+    assert info.coded_size == (192, 128)
 
 
 @pytest.mark.parametrize("config", [dict(quantizer="palette", palette_size=64), dict(bits=3), dict(bits=8),
@@ -55,7 +56,7 @@ def test_a_latent_of_the_shrunk_photo_decodes_at_full_size_for_far_fewer_bytes(t
     full, half = (Codec(taesd, CodecConfig(bits=4, scale=s)) for s in (1.0, 0.5))
     small = half.encode(kodak_crop)
     info = Codec.info(small)
-    assert (info.width, info.height, info.latent_shape) == (192, 128, (4, 8, 12))
+    assert (info.width, info.height, info.latent_shape, info.coded_size) == (192, 128, (4, 8, 12), (96, 64))
     out = half.decode(small)
     assert out.pixels.shape == kodak_crop.pixels.shape
     assert len(small) < 0.6 * len(full.encode(kodak_crop))  # a quarter of the cells; the header stays
