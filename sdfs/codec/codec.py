@@ -243,7 +243,7 @@ class Codec:
         if (width, height) != (blob.width, blob.height):
             image = scale_up(image[..., top:top + height, left:left + width], blob.height, blob.width)
             top = left = 0
-        if blob.restoration is not None:  # on the padded picture, as the encoder fitted it
+        if blob.restoration is not None:  # where the encoder fitted it: the padded decode, or the scaled-up one
             image = postfilter.apply(image, postfilter.unpack(blob.restoration, image.shape[1]))
         crop = image[0, :, top:top + blob.height, left:left + blob.width]
         rgb = ((crop + 1) * 127.5).round().clamp(0, 255).byte()
