@@ -22,9 +22,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from restoration_filter import SHARED  # run from benchmarks/
+from restoration_filter import SHARED, scores  # the same scoring loop, run from benchmarks/
 
-from sdfs.bench import bd_rate, centre_crop, measure
+from sdfs.bench import bd_rate, centre_crop
 from sdfs.codec import Codec, CodecConfig, ImageData, load_model, quant, read_image
 from sdfs.codec.images import pad_to_multiple
 
@@ -65,16 +65,9 @@ def with_multipliers(original, factors: list[float]):
     return quantize
 
 
-def curve(model, images: list[ImageData], bits: list[int]) -> list[np.ndarray]:
-    points = []
-    for b in bits:
-        codec, rows = Codec(model, CodecConfig(bits=b, effort=0)), []
-        for image in images:
-            blob = codec.encode(image)
-            result = measure(image.pixels, codec.decode(blob).rgb(), ("psnr", "ssimulacra2"))
-            rows.append((len(blob) * 8 / (image.width * image.height), result["psnr"], result["ssimulacra2"]))
-        points.append(np.mean(rows, axis=0))
-    return points
+def curve(model, images: list[ImageData], bits: list[int]) -> list[tuple[float, float, float]]:
+    """Mean (bpp, PSNR, SSIMULACRA2) at each bit depth, effort 0."""
+    return [scores(Codec(model, CodecConfig(bits=b, effort=0)), images)[:3] for b in bits]
 
 
 def main() -> None:

@@ -131,8 +131,8 @@ def multiple_of_8(x: torch.Tensor) -> torch.Tensor:
     return x[:, :height // 8 * 8, :width // 8 * 8]
 
 
-def add_blocks(encoder, count: int) -> None:
-    """Insert ``count`` residual blocks before the encoder's last conv, each starting as the identity."""
+def add_blocks(encoder, count: int) -> list[torch.nn.Parameter]:
+    """Insert ``count`` residual blocks before the encoder's last conv, each starting as the identity; their parameters."""
     from diffusers.models.autoencoders.vae import AutoencoderTinyBlock
 
     layers = list(encoder.layers)
@@ -143,7 +143,7 @@ def add_blocks(encoder, count: int) -> None:
         torch.nn.init.zeros_(block.conv[4].bias)
         blocks.append(block.to(layers[-1].weight.device))
     encoder.layers = torch.nn.Sequential(*layers[:-1], *blocks, layers[-1])
-    encoder.added_parameters = [p for block in blocks for p in block.parameters()]
+    return [p for block in blocks for p in block.parameters()]
 
 
 def parse_args() -> argparse.Namespace:
@@ -182,9 +182,11 @@ def load_photos(args: argparse.Namespace) -> tuple[list[torch.Tensor], list[torc
     return [x for x in images if min(x.shape[1:]) >= args.crop], val
 
 
-def train(args: argparse.Namespace, encoder, decoder, images: list[torch.Tensor], val: list[torch.Tensor]) -> None:
-    """Adam on the parameters that require grad; leaves the best held-out checkpoint loaded (the last without --val)."""
-    added = {id(p) for p in getattr(encoder, "added_parameters", [])}
+def train(args: argparse.Namespace, encoder, decoder, images: list[torch.Tensor], val: list[torch.Tensor],
+          added_parameters: list[torch.nn.Parameter] = ()) -> None:
+    """Adam on the parameters that require grad (``added_parameters`` at --new-lr); leaves the best held-out
+    checkpoint loaded (the last without --val)."""
+    added = {id(p) for p in added_parameters}
     trained = [p for m in (encoder, decoder) for p in m.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam([{"params": [p for p in trained if id(p) not in added], "base_lr": args.lr},
                                   {"params": [p for p in trained if id(p) in added], "base_lr": args.new_lr}],
@@ -238,11 +240,10 @@ def main() -> None:
     encoder, decoder = model.vae.encoder, model.vae.decoder
     if args.init:
         load_encoder_weights(encoder, args.init)
-    if args.extra_blocks:
-        add_blocks(encoder, args.extra_blocks)
+    added = add_blocks(encoder, args.extra_blocks) if args.extra_blocks else []
     encoder.requires_grad_(args.train != "decoder").train()
     decoder.requires_grad_(args.train != "encoder").train()
-    train(args, encoder, decoder, images, val)
+    train(args, encoder, decoder, images, val, added)
     if args.out_decoder:
         from safetensors.torch import save_file
 
