@@ -162,6 +162,13 @@ class PartialRows:
         self._file.close()
 
 
+def read_rows(path: Path) -> list[Row]:
+    """The rows of a results CSV (``write_outputs``'s or ``PartialRows``'s)."""
+    with open(path, newline="") as f:
+        return [Row(r["image"], r["codec"], r["point"], int(r["bytes"]),
+                    *(float(r[k]) for k in ("bpp", *METRICS))) for r in csv.DictReader(f)]
+
+
 def curves(rows: list[Row]) -> dict[str, dict[str, list[tuple[float, float]]]]:
     """codec -> metric -> [(mean bpp, mean quality)] per rate point, over images every codec covered."""
     points = sorted({r.point for r in rows})

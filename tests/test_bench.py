@@ -8,7 +8,7 @@ import math
 import numpy as np
 from PIL import Image
 
-from sdfs.bench import bd_rate, pareto_front
+from sdfs.bench import bd_rate, pareto_front, read_rows, summary_table
 from tests.conftest import KODAK
 from tests.mountutil import sdfs
 
@@ -47,6 +47,7 @@ def test_bench_matches_budgets_and_writes_results(tmp_path):
     for r in conventional:
         assert int(r["bytes"]) <= budgets[(r["image"], r["point"])]
         assert float(r["psnr"]) > 15 and float(r["msssim"]) > 0.5 and not math.isnan(float(r["ssimulacra2"]))
+    assert summary_table(read_rows(out / "results.csv")) in result.stdout  # a saved run summarises as it printed
 
 
 def test_an_interrupted_bench_keeps_the_rows_it_measured(tmp_path, taesd):
