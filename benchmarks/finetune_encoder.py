@@ -203,8 +203,11 @@ def train(args: argparse.Namespace, encoder, decoder, images: list[torch.Tensor]
     best_state = snapshot(encoder, decoder)
     start, smoothed, steps, step = time.perf_counter(), None, args.steps, 0
     while step < steps:
-        if args.seconds and step == 20:
-            steps = max(40, int(args.seconds / ((time.perf_counter() - start) / 20)))
+        if args.seconds and step == 10:
+            warm = time.perf_counter()
+        if args.seconds and step == 30:  # timed after 10 warm-up steps (cuDNN's autotuning, allocations)
+            now = time.perf_counter()
+            steps = max(40, 30 + int((args.seconds - (now - start)) / ((now - warm) / 20)))
             print(f"{steps} steps to fit {args.seconds:.0f} s", flush=True)
         if args.seconds or args.cosine:
             for group in optimizer.param_groups:

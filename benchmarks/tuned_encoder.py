@@ -1,7 +1,7 @@
 """Experiment: sdfs's fine-tuned encoder against TAESD's own, the same decoder and settings.
 
     HF_HUB_CACHE=../shared/hf/hub HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/tuned_encoder.py \
-        --images 8 --bits 4,5 [--effort 0] [--crop 0] [--weights FILE.safetensors]
+        --images 8 --bits 4,5 [--effort 0] [--crop 0] [--weights FILE.safetensors [--extra-blocks N]]
 
 For each bit depth, encodes the first ``--images`` Kodak images (or centre crops of ``--crop``
 pixels) with TAESD's encoder and with the fine-tuned one (``--weights``: another candidate from
@@ -14,7 +14,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from restoration_filter import SHARED, scores  # the same scoring loop, run from benchmarks/
+from finetune_encoder import add_blocks  # run from benchmarks/
+from restoration_filter import SHARED, scores
 
 from sdfs.bench import centre_crop
 from sdfs.codec import Codec, CodecConfig, ImageData, load_model, read_image
@@ -28,11 +29,14 @@ def main() -> None:
     parser.add_argument("--effort", type=int, default=0)
     parser.add_argument("--crop", type=int, default=0)
     parser.add_argument("--weights", type=Path)
+    parser.add_argument("--extra-blocks", type=int, default=0, help="the blocks finetune_encoder.py inserted")
     args = parser.parse_args()
     files = sorted((SHARED / "data" / "kodak").glob("*.png"))[:args.images]
     images = [ImageData(centre_crop(read_image(f).rgb(), args.crop)) for f in files]
     own = load_model("madebyollin/taesd", device="cpu", tuned_encoder=False)
     tuned = load_model("madebyollin/taesd", device="cpu")
+    if args.extra_blocks:
+        add_blocks(tuned.vae.encoder, args.extra_blocks)
     if args.weights:
         load_encoder_weights(tuned.vae.encoder, args.weights)
     print(f"{len(images)} Kodak images (crop {args.crop or 'none'}), effort {args.effort}, "
