@@ -61,6 +61,7 @@ class BlobInfo:
     latent_shape: tuple[int, int, int]
     bytes: int
     coded_size: tuple[int, int]  # (width, height) the latent holds: smaller than the image's when shrunk
+    restoration: str = "none"  # the decoder-side filter: "none", "3x3" or "5x5 cross-channel"
 
     @property
     def bpp(self) -> float:
@@ -144,12 +145,13 @@ class Codec:
             mode="L" if img.is_grey else "RGB", latent_height=latent.shape[1], latent_width=latent.shape[2],
             channels=latent.shape[0], quantizer=q.params_bytes(), coder=self.config.coder, payload=payload,
             alpha=_alpha_png(img.alpha), icc=img.icc, exif=img.exif,
-            restoration=self._restoration(q, x, img, coded),
+            restoration=self._restoration(q, x, img, coded, len(payload)),
             coded_width=coded.width if scaled else None, coded_height=coded.height if scaled else None,
         )
         return blob.to_bytes()
 
-    def _restoration(self, q: QuantizedLatent, x: torch.Tensor, img: ImageData, coded: ImageData) -> bytes | None:
+    def _restoration(self, q: QuantizedLatent, x: torch.Tensor, img: ImageData, coded: ImageData,
+                     coded_bytes: int) -> bytes | None:
         """Decode the latent as stored and fit the filter that brings it closest to the photo.
 
         A scaled-down latent's filter is fitted after scaling up, at the photo's own size, so it
@@ -163,7 +165,7 @@ class Codec:
         if coded is not img:
             decoded = scale_up(decoded[..., region[0], region[1]], img.height, img.width)
             x, region = self._to_tensor(img.rgb()), (slice(0, img.height), slice(0, img.width))
-        coefficients = postfilter.fit(decoded, x, region)
+        coefficients = postfilter.fit(decoded, x, region, coded_bytes)
         return None if coefficients is None else postfilter.pack(coefficients)
 
     def _refine(self, q: QuantizedLatent, latent: np.ndarray, x: torch.Tensor, img: ImageData) -> QuantizedLatent:
@@ -265,7 +267,7 @@ class Codec:
             quantizer={1: "uniform", 2: "palette"}[kind], levels=levels,
             coder=entropy.CODER_NAMES.get(blob.coder, str(blob.coder)),
             latent_shape=(blob.channels, blob.latent_height, blob.latent_width), bytes=len(data),
-            coded_size=blob.coded_size,
+            coded_size=blob.coded_size, restoration=postfilter.describe(blob.restoration),
         )
 
 

@@ -1,13 +1,19 @@
 """A restoration filter fitted per image by the encoder and applied by the decoder.
 
-The tiny decoders' output of a quantised latent is off in two ways the encoder can measure,
-since it has the photo: each channel's gain and offset drift, and quantisation error comes out
-as high-frequency texture that is not in the photo. A symmetric 3x3 filter per channel
-(weights for the pixel, the sum of its four edge neighbours and the sum of its four corners,
-plus an offset) fitted by least squares to the original corrects both: +1.5 dB PSNR and +7
-SSIMULACRA2 on unrefined Kodak crops at 5 bits, +0.3 dB / +1 on refined ones
-(docs/BENCHMARKS.md), for 24 bytes. The encoder keeps the filter only where it lowers the
-error; old blobs carry none and decode as before.
+The tiny decoders' output of a quantised latent is off in ways the encoder can measure, since
+it has the photo: each channel's gain and offset drift, colours bleed between channels, and
+quantisation error comes out as high-frequency texture that is not in the photo. Two filters,
+both fitted by least squares to the original:
+
+- small: a symmetric 3x3 filter per channel (weights for the pixel, the sum of its four edge
+  neighbours and the sum of its four corners, plus an offset), 24 bytes;
+- large: a symmetric 5x5 filter that reads every channel for each output channel (six rings of
+  neighbours per input channel, plus an offset), 114 bytes for RGB. It gains +0.07-0.1 dB PSNR
+  and +0.7-1 SSIMULACRA2 over the small one on Kodak at effort 0 (docs/BENCHMARKS.md).
+
+The encoder keeps the small filter where it lowers the error, and takes the large one only
+where its gain over the small one is worth its extra bytes at AVIF's exchange rate of quality
+for bytes. The blob's filter length says which it is; old blobs carry the small one or none.
 """
 
 from __future__ import annotations
@@ -19,65 +25,118 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-TAPS = 4  # per channel: centre, edge-neighbour sum, corner sum, offset
 UNITS = 4096  # coefficients are stored as int16 in 1/UNITS
 FIT_SAMPLES = 1 << 20  # pixels per channel the fit looks at (a strided grid on larger images)
-IDENTITY = (UNITS, 0, 0, 0)
+APPLY_ROWS = 256  # the large filter runs on strips of this many rows, to bound its memory
+DB_PER_PERCENT_OF_BYTES = 0.03  # AVIF on Kodak: +35 % bytes (0.176 -> 0.238 bpp) buys +1.09 dB
 
-_EDGES = torch.tensor([[0.0, 1.0, 0.0], [1.0, 0.0, 1.0], [0.0, 1.0, 0.0]])
-_CORNERS = torch.tensor([[1.0, 0.0, 1.0], [0.0, 0.0, 0.0], [1.0, 0.0, 1.0]])
+# symmetric rings of neighbours: each weight multiplies the sum over its ring
+_RINGS_3X3 = ([(0, 0)], [(0, 1), (0, -1), (1, 0), (-1, 0)], [(1, 1), (1, -1), (-1, 1), (-1, -1)])
+_RINGS_5X5 = _RINGS_3X3 + ([(0, 2), (0, -2), (2, 0), (-2, 0)],
+                           [(1, 2), (1, -2), (-1, 2), (-1, -2), (2, 1), (2, -1), (-2, 1), (-2, -1)],
+                           [(2, 2), (2, -2), (-2, 2), (-2, -2)])
+SMALL_TAPS = len(_RINGS_3X3) + 1  # per channel, its own channel only
+IDENTITY = (UNITS, 0, 0, 0)  # the small filter that changes nothing
 
 
 class FilterError(ValueError):
     pass
 
 
+def large_taps(channels: int) -> int:
+    return channels * len(_RINGS_5X5) + 1
+
+
 def pack(coefficients: np.ndarray) -> bytes:
-    """(channels, TAPS) int16 -> bytes."""
+    """(channels, taps) int16 -> bytes."""
     return struct.pack(f"<{coefficients.size}h", *coefficients.reshape(-1).tolist())
 
 
 def unpack(data: bytes, channels: int) -> np.ndarray:
-    if len(data) != channels * TAPS * 2:
-        raise FilterError(f"restoration filter of {len(data)} bytes, expected {channels * TAPS * 2}")
-    return np.array(struct.unpack(f"<{channels * TAPS}h", data), np.int64).reshape(channels, TAPS)
+    """bytes -> (channels, taps); the length tells the small filter from the large one."""
+    for taps in (SMALL_TAPS, large_taps(channels)):
+        if len(data) == channels * taps * 2:
+            return np.array(struct.unpack(f"<{channels * taps}h", data), np.int64).reshape(channels, taps)
+    raise FilterError(f"restoration filter of {len(data)} bytes, expected {channels * SMALL_TAPS * 2} "
+                      f"or {channels * large_taps(channels) * 2}")
 
 
-def _features(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-pixel sums of the 4 edge and the 4 corner neighbours of (1, C, H, W), borders mirrored."""
-    channels = image.shape[1]
-    padded = F.pad(image, (1, 1, 1, 1), mode="reflect" if min(image.shape[-2:]) > 1 else "replicate")
-    kernels = [k.to(image.dtype).to(image.device).expand(channels, 1, 3, 3) for k in (_EDGES, _CORNERS)]
-    return tuple(F.conv2d(padded, k, groups=channels) for k in kernels)
+def describe(data: bytes | None) -> str:
+    """What a blob's filter field holds, for ``sdfs info``: "none", "3x3" or "5x5 cross-channel"."""
+    if data is None:
+        return "none"
+    try:
+        return "3x3" if unpack(data, 3).shape[1] == SMALL_TAPS else "5x5 cross-channel"
+    except FilterError as exc:
+        return f"invalid ({exc})"
+
+
+def _padded(image: torch.Tensor, margin: int) -> torch.Tensor:
+    mode = "reflect" if min(image.shape[-2:]) > margin else "replicate"
+    return F.pad(image, (margin,) * 4, mode=mode)
+
+
+def _ring_sums(padded: torch.Tensor, rings, margin: int, rows: slice, cols: slice) -> torch.Tensor:
+    """(1, C, len(rings), h, w): per channel, the sum over each ring around each pixel of rows x cols
+    (taken with the slices' steps) of the image that ``padded`` holds with ``margin`` pixels of border."""
+    def shifted(dy, dx):
+        return padded[:, :, rows.start + margin + dy:rows.stop + margin + dy:rows.step,
+                      cols.start + margin + dx:cols.stop + margin + dx:cols.step]
+    return torch.stack([sum(shifted(dy, dx) for dy, dx in ring) for ring in rings], dim=2)
 
 
 def apply(image: torch.Tensor, coefficients: np.ndarray) -> torch.Tensor:
-    """Filter (1, C, H, W) pixels in [-1, 1] with (C, TAPS) integer coefficients (in float32)."""
+    """Filter (1, C, H, W) pixels in [-1, 1] with (C, taps) integer coefficients (in float32)."""
     image = image.float()  # a GPU decoder hands over float16, which CPU convolutions handle poorly
+    channels, height, width = image.shape[1:]
     w = torch.as_tensor(coefficients, dtype=image.dtype, device=image.device) / UNITS
-    edges, corners = _features(image)
-    view = (1, -1, 1, 1)
-    return (w[:, 0].view(view) * image + w[:, 1].view(view) * edges + w[:, 2].view(view) * corners
-            + w[:, 3].view(view))
+    if w.shape[1] == SMALL_TAPS:
+        padded = _padded(image, 1)
+        sums = _ring_sums(padded, _RINGS_3X3, 1, slice(0, height, 1), slice(0, width, 1))[0]  # (C, 3, H, W)
+        return ((w[:, :3, None, None] * sums).sum(1) + w[:, 3, None, None])[None]
+    padded, out = _padded(image, 2), torch.empty_like(image)
+    for top in range(0, height, APPLY_ROWS):
+        rows = slice(top, min(top + APPLY_ROWS, height), 1)
+        sums = _ring_sums(padded, _RINGS_5X5, 2, rows, slice(0, width, 1)).flatten(1, 2)  # (1, C*6, h, w)
+        out[:, :, rows] = torch.einsum("ok,khw->ohw", w[:, :-1], sums[0])[None] + w[:, -1, None, None]
+    return out
 
 
-def fit(decoded: torch.Tensor, target: torch.Tensor, region: tuple[slice, slice]) -> np.ndarray | None:
-    """The (C, TAPS) coefficients that best map ``decoded`` to ``target`` inside ``region``.
+def fit(decoded: torch.Tensor, target: torch.Tensor, region: tuple[slice, slice],
+        coded_bytes: int | None = None) -> np.ndarray | None:
+    """The (C, taps) coefficients that best map ``decoded`` to ``target`` inside ``region``.
 
-    Both are (1, C, H, W) in [-1, 1]; None when the filter would not lower the squared error.
+    Both are (1, C, H, W) in [-1, 1]. The small filter, or None when it would not lower the squared
+    error; the large one instead where ``coded_bytes`` (the coded latent's size) is given and the
+    large one's gain over the small one is worth its extra bytes.
     """
     decoded, target = decoded.float().cpu(), target.float().cpu()
-    edges, corners = _features(decoded)
+    channels = decoded.shape[1]
     rows, cols = region
     stride = max(1, math.ceil(math.sqrt((rows.stop - rows.start) * (cols.stop - cols.start) / FIT_SAMPLES)))
-    window = (0, slice(None), slice(rows.start, rows.stop, stride), slice(cols.start, cols.stop, stride))
-    pixel, edge, corner, wanted = (t[window].reshape(t.shape[1], -1).double() for t in (decoded, edges, corners, target))
-    coefficients, before, after = [], 0.0, 0.0
-    for c in range(decoded.shape[1]):
-        design = torch.stack([pixel[c], edge[c], corner[c], torch.ones_like(pixel[c])], dim=1)
-        solution = torch.linalg.lstsq(design, wanted[c][:, None]).solution[:, 0]
+    rows, cols = slice(rows.start, rows.stop, stride), slice(cols.start, cols.stop, stride)
+    wanted = target[0, :, rows, cols].reshape(channels, -1).double()
+    before = float((decoded[0, :, rows, cols].reshape(channels, -1).double() - wanted).square().sum())
+    sums = _ring_sums(_padded(decoded, 2), _RINGS_5X5, 2, rows, cols)[0].reshape(channels, len(_RINGS_5X5), -1)
+    ones = torch.ones_like(wanted[:1])
+    small, small_error = _solve([torch.cat([sums[c, :3].double(), ones]) for c in range(channels)], wanted)
+    if small_error >= before:
+        return None
+    if coded_bytes is None:
+        return small
+    shared = torch.cat([sums.reshape(-1, sums.shape[-1]).double(), ones])  # every output reads every channel
+    large, large_error = _solve([shared] * channels, wanted)
+    extra = (large.size - small.size) * 2
+    gain_db = 10 * math.log10(small_error / max(large_error, 1e-12))
+    return large if gain_db > DB_PER_PERCENT_OF_BYTES * 100 * extra / (coded_bytes + small.size * 2) else small
+
+
+def _solve(designs: list[torch.Tensor], wanted: torch.Tensor) -> tuple[np.ndarray, float]:
+    """Least squares per output channel (design: taps x samples); the int16 coefficients and their error."""
+    coefficients, error = [], 0.0
+    for design, row in zip(designs, wanted):
+        solution = torch.linalg.lstsq(design.T, row[:, None]).solution[:, 0]
         stored = np.clip(np.rint(solution.numpy() * UNITS), -32768, 32767).astype(np.int64)
-        before += float(((pixel[c] - wanted[c]) ** 2).sum())
-        after += float(((design @ torch.from_numpy(stored / UNITS) - wanted[c]) ** 2).sum())
+        error += float((design.T @ torch.from_numpy(stored / UNITS) - row).square().sum())
         coefficients.append(stored)
-    return np.array(coefficients) if after < before else None
+    return np.array(coefficients), error
