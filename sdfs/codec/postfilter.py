@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 UNITS = 4096  # coefficients are stored as int16 in 1/UNITS
 FIT_SAMPLES = 1 << 20  # pixels per channel the fit looks at (a strided grid on larger images)
-APPLY_ROWS = 256  # the large filter runs on strips of this many rows, to bound its memory
+APPLY_ROWS = 256  # the filters run on strips of this many rows, to bound their memory
 DB_PER_PERCENT_OF_BYTES = 0.03  # AVIF on Kodak: +35 % bytes (0.176 -> 0.238 bpp) buys +1.09 dB
 
 # symmetric rings of neighbours: each weight multiplies the sum over its ring
@@ -86,19 +86,23 @@ def _ring_sums(padded: torch.Tensor, rings, margin: int, rows: slice, cols: slic
 
 
 def apply(image: torch.Tensor, coefficients: np.ndarray) -> torch.Tensor:
-    """Filter (1, C, H, W) pixels in [-1, 1] with (C, taps) integer coefficients (in float32)."""
+    """Filter (1, C, H, W) pixels in [-1, 1] with (C, taps) integer coefficients (in float32).
+
+    Runs on strips of ``APPLY_ROWS`` rows, so the ring sums of a large photo never all sit in memory.
+    """
     image = image.float()  # a GPU decoder hands over float16, which CPU convolutions handle poorly
-    channels, height, width = image.shape[1:]
+    height, width = image.shape[-2:]
     w = torch.as_tensor(coefficients, dtype=image.dtype, device=image.device) / UNITS
-    if w.shape[1] == SMALL_TAPS:
-        padded = _padded(image, 1)
-        sums = _ring_sums(padded, _RINGS_3X3, 1, slice(0, height, 1), slice(0, width, 1))[0]  # (C, 3, H, W)
-        return ((w[:, :3, None, None] * sums).sum(1) + w[:, 3, None, None])[None]
-    padded, out = _padded(image, 2), torch.empty_like(image)
+    small = w.shape[1] == SMALL_TAPS
+    rings, margin = (_RINGS_3X3, 1) if small else (_RINGS_5X5, 2)
+    padded, out = _padded(image, margin), torch.empty_like(image)
     for top in range(0, height, APPLY_ROWS):
         rows = slice(top, min(top + APPLY_ROWS, height), 1)
-        sums = _ring_sums(padded, _RINGS_5X5, 2, rows, slice(0, width, 1)).flatten(1, 2)  # (1, C*6, h, w)
-        out[:, :, rows] = torch.einsum("ok,khw->ohw", w[:, :-1], sums[0])[None] + w[:, -1, None, None]
+        sums = _ring_sums(padded, rings, margin, rows, slice(0, width, 1))[0]  # (C, rings, h, w)
+        if small:  # each channel from its own rings
+            out[0, :, rows] = (w[:, :-1, None, None] * sums).sum(1) + w[:, -1, None, None]
+        else:  # each channel from every channel's rings
+            out[0, :, rows] = torch.einsum("ok,khw->ohw", w[:, :-1], sums.flatten(0, 1)) + w[:, -1, None, None]
     return out
 
 
@@ -122,7 +126,7 @@ def fit(decoded: torch.Tensor, target: torch.Tensor, region: tuple[slice, slice]
     small, small_error = _solve([torch.cat([sums[c, :3].double(), ones]) for c in range(channels)], wanted)
     if small_error >= before:
         return None
-    if coded_bytes is None:
+    if coded_bytes is None or small_error <= 0:
         return small
     shared = torch.cat([sums.reshape(-1, sums.shape[-1]).double(), ones])  # every output reads every channel
     large, large_error = _solve([shared] * channels, wanted)

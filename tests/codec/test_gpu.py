@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from sdfs.codec import Codec, CodecConfig, load_model
-from sdfs.codec.images import ImageData
-from tests.conftest import psnr
+from sdfs.codec.images import ImageData, read_image
+from tests.conftest import KODAK, psnr
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -42,3 +42,12 @@ def test_effort_refines_on_the_gpu(gpu_model, kodak_crop):
             - psnr(plain.decode(plain.encode(kodak_crop)).pixels, kodak_crop.pixels))
     assert gain > 0.5
     assert refined.encode(kodak_crop) == refined.encode(kodak_crop)  # deterministic on one device
+
+
+def test_a_whole_photo_with_the_large_filter_decodes_alike_on_gpu_and_cpu(taesd, gpu_model):
+    photo = read_image(KODAK / "kodim23.png")
+    cpu, gpu = Codec(taesd), Codec(gpu_model)
+    blob = gpu.encode(photo)
+    assert Codec.info(blob).restoration == "5x5 cross-channel"
+    assert psnr(gpu.decode(blob).pixels, cpu.decode(blob).pixels) > 40
+    assert psnr(gpu.decode(blob).pixels, photo.pixels) > psnr(cpu.decode(cpu.encode(photo)).pixels, photo.pixels) - 0.3

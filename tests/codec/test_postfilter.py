@@ -39,6 +39,11 @@ def test_a_known_large_filter_is_recovered_where_worth_its_bytes_and_applied_in_
     assert np.array_equal(postfilter.unpack(postfilter.pack(fitted), 3), fitted)
     monkeypatch.setattr(postfilter, "APPLY_ROWS", 7)
     assert torch.allclose(postfilter.apply(image, known), target, atol=1e-6)
+    small = np.array([[2048, 410, 102, -41], [4096, 0, 0, 200], [1024, 512, 256, 0]])
+    monkeypatch.setattr(postfilter, "APPLY_ROWS", 256)
+    whole = postfilter.apply(image, small)
+    monkeypatch.setattr(postfilter, "APPLY_ROWS", 7)
+    assert torch.allclose(postfilter.apply(image, small), whole, atol=1e-6)
     # a target the small filter nearly reaches: the large one's little gain pays on a big blob only
     nearly = postfilter.apply(image, np.array([[3000, 300, 100, 50]] * 3)) + 0.01 * torch.randn(1, 3, 40, 50)
     assert postfilter.fit(image, nearly, region, coded_bytes=1_000_000).shape == known.shape
