@@ -45,13 +45,14 @@ def test_floor_parses_and_names_bad_input():
 def test_face_latent_is_caught_and_avif_stored_instead(taesd_own):
     # the girl's eyes and nose; SSIMULACRA2 rates a small crop far higher than a whole photo
     # (the latent of the whole kodim15 scores -10), hence a floor above the store default of 30.
-    # TAESD's own encoder: sdfs's fine-tuned one meets this floor on this crop
+    # TAESD's own encoder, whose latents are weaker than sdfs's fine-tuned one's (it scores 53 here
+    # with the large restoration filter)
     codec = Codec(taesd_own)
     face, original = crop("kodim15.png", 96, 416)
-    choice = choose(codec, "ssimulacra2:50", face, original)
+    choice = choose(codec, "ssimulacra2:60", face, original)
     record = choice.record
-    assert record["latent"]["score"] < 50, record  # the latent misses the floor on the face ...
-    assert choice.kind == AVIF and record["avif"]["score"] >= 50  # ... AVIF meets it
+    assert record["latent"]["score"] < 60, record  # the latent misses the floor on the face ...
+    assert choice.kind == AVIF and record["avif"]["score"] >= 60  # ... AVIF meets it
     assert len(choice.data) < len(original)
     stored = decode_avif(choice.data)
     assert ssimulacra2(face.pixels, stored.pixels) == pytest.approx(record["avif"]["score"], abs=0.01)
