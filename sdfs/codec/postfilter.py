@@ -137,9 +137,12 @@ def fit(decoded: torch.Tensor, target: torch.Tensor, region: tuple[slice, slice]
 
 def _solve(designs: list[torch.Tensor], wanted: torch.Tensor) -> tuple[np.ndarray, float]:
     """Least squares per output channel (design: taps x samples); the int16 coefficients and their error."""
+    if all(d is designs[0] for d in designs):  # one design for every channel: one solve for all
+        solutions = torch.linalg.lstsq(designs[0].T, wanted.T).solution.T
+    else:
+        solutions = [torch.linalg.lstsq(d.T, row[:, None]).solution[:, 0] for d, row in zip(designs, wanted)]
     coefficients, error = [], 0.0
-    for design, row in zip(designs, wanted):
-        solution = torch.linalg.lstsq(design.T, row[:, None]).solution[:, 0]
+    for design, row, solution in zip(designs, wanted, solutions):
         stored = np.clip(np.rint(solution.numpy() * UNITS), -32768, 32767).astype(np.int64)
         error += float((design.T @ torch.from_numpy(stored / UNITS) - row).square().sum())
         coefficients.append(stored)
