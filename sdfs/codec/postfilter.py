@@ -8,8 +8,9 @@ both fitted by least squares to the original:
 - small: a symmetric 3x3 filter per channel (weights for the pixel, the sum of its four edge
   neighbours and the sum of its four corners, plus an offset), 24 bytes;
 - large: a symmetric 5x5 filter that reads every channel for each output channel (six rings of
-  neighbours per input channel, plus an offset), 114 bytes for RGB. It gains +0.07-0.1 dB PSNR
-  and +0.7-1 SSIMULACRA2 over the small one on Kodak at effort 0 (docs/BENCHMARKS.md).
+  neighbours per input channel, plus an offset), 114 bytes for RGB. It gains +0.07-0.12 dB PSNR
+  and +0.5-1 SSIMULACRA2 over the small one on whole Kodak photos at effort 0 and 2, for
+  0.3-1.7 % more bytes (docs/BENCHMARKS.md).
 
 The encoder keeps the small filter where it lowers the error, and takes the large one only
 where its gain over the small one is worth its extra bytes at AVIF's exchange rate of quality
