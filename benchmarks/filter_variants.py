@@ -20,15 +20,15 @@ import torch.nn.functional as F
 from restoration_filter import SHARED  # run from benchmarks/
 
 from sdfs.codec import Codec, CodecConfig, ImageData, load_model, read_image
+from sdfs.codec.postfilter import RINGS_3X3, RINGS_5X5
 from sdfs.metrics import psnr, ssimulacra2
 
-RINGS3 = [[(0, 0)], [(0, 1), (0, -1), (1, 0), (-1, 0)], [(1, 1), (1, -1), (-1, 1), (-1, -1)]]
-RINGS5 = RINGS3 + [[(0, 2), (0, -2), (2, 0), (-2, 0)],
-                   [(1, 2), (1, -2), (-1, 2), (-1, -2), (2, 1), (2, -1), (-2, 1), (-2, -1)],
-                   [(2, 2), (2, -2), (-2, 2), (-2, -2)]]
-VARIANTS = {"none": None, "3x3": (RINGS3, False, 1), "3x3 cross": (RINGS3, True, 1), "5x5": (RINGS5, False, 1),
-            "5x5 cross": (RINGS5, True, 1), "3x3 4cls": (RINGS3, False, 4), "3x3 cross 4cls": (RINGS3, True, 4),
-            "5x5 4cls": (RINGS5, False, 4), "3x3 8cls": (RINGS3, False, 8), "5x5 cross 4cls": (RINGS5, True, 4)}
+VARIANTS = {  # name: (rings, read all channels, activity classes)
+    "none": None, "3x3": (RINGS_3X3, False, 1), "3x3 cross": (RINGS_3X3, True, 1),
+    "5x5": (RINGS_5X5, False, 1), "5x5 cross": (RINGS_5X5, True, 1), "3x3 4cls": (RINGS_3X3, False, 4),
+    "3x3 cross 4cls": (RINGS_3X3, True, 4), "5x5 4cls": (RINGS_5X5, False, 4), "3x3 8cls": (RINGS_3X3, False, 8),
+    "5x5 cross 4cls": (RINGS_5X5, True, 4),
+}
 
 
 def ring_sums(x: np.ndarray, ring) -> np.ndarray:
@@ -50,7 +50,7 @@ def activity_classes(decoded: np.ndarray, count: int) -> np.ndarray:
     if count == 1:
         return np.zeros(decoded.shape[1:], int)
     luma = decoded.mean(0)
-    laplacian = np.abs(4 * luma - ring_sums(luma[None], RINGS3[1])[0])
+    laplacian = np.abs(4 * luma - ring_sums(luma[None], RINGS_3X3[1])[0])
     activity = F.avg_pool2d(torch.from_numpy(laplacian)[None, None], 5, 1, 2, count_include_pad=False)[0, 0].numpy()
     return np.searchsorted(np.quantile(activity, np.linspace(0, 1, count + 1)[1:-1]), activity)
 

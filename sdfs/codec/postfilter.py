@@ -32,11 +32,11 @@ APPLY_ROWS = 256  # the filters run on strips of this many rows, to bound their 
 DB_PER_PERCENT_OF_BYTES = 0.03  # AVIF on Kodak: +35 % bytes (0.176 -> 0.238 bpp) buys +1.09 dB
 
 # symmetric rings of neighbours: each weight multiplies the sum over its ring
-_RINGS_3X3 = ([(0, 0)], [(0, 1), (0, -1), (1, 0), (-1, 0)], [(1, 1), (1, -1), (-1, 1), (-1, -1)])
-_RINGS_5X5 = _RINGS_3X3 + ([(0, 2), (0, -2), (2, 0), (-2, 0)],
+RINGS_3X3 = ([(0, 0)], [(0, 1), (0, -1), (1, 0), (-1, 0)], [(1, 1), (1, -1), (-1, 1), (-1, -1)])
+RINGS_5X5 = RINGS_3X3 + ([(0, 2), (0, -2), (2, 0), (-2, 0)],
                            [(1, 2), (1, -2), (-1, 2), (-1, -2), (2, 1), (2, -1), (-2, 1), (-2, -1)],
                            [(2, 2), (2, -2), (-2, 2), (-2, -2)])
-SMALL_TAPS = len(_RINGS_3X3) + 1  # per channel, its own channel only
+SMALL_TAPS = len(RINGS_3X3) + 1  # per channel, its own channel only
 IDENTITY = (UNITS, 0, 0, 0)  # the small filter that changes nothing
 
 
@@ -45,7 +45,7 @@ class FilterError(ValueError):
 
 
 def large_taps(channels: int) -> int:
-    return channels * len(_RINGS_5X5) + 1
+    return channels * len(RINGS_5X5) + 1
 
 
 def pack(coefficients: np.ndarray) -> bytes:
@@ -95,7 +95,7 @@ def apply(image: torch.Tensor, coefficients: np.ndarray) -> torch.Tensor:
     height, width = image.shape[-2:]
     w = torch.as_tensor(coefficients, dtype=image.dtype, device=image.device) / UNITS
     small = w.shape[1] == SMALL_TAPS
-    rings, margin = (_RINGS_3X3, 1) if small else (_RINGS_5X5, 2)
+    rings, margin = (RINGS_3X3, 1) if small else (RINGS_5X5, 2)
     padded, out = _padded(image, margin), torch.empty_like(image)
     for top in range(0, height, APPLY_ROWS):
         rows = slice(top, min(top + APPLY_ROWS, height), 1)
@@ -122,29 +122,29 @@ def fit(decoded: torch.Tensor, target: torch.Tensor, region: tuple[slice, slice]
     rows, cols = slice(rows.start, rows.stop, stride), slice(cols.start, cols.stop, stride)
     wanted = target[0, :, rows, cols].reshape(channels, -1).double()
     before = float((decoded[0, :, rows, cols].reshape(channels, -1).double() - wanted).square().sum())
-    sums = _ring_sums(_padded(decoded, 2), _RINGS_5X5, 2, rows, cols)[0].reshape(channels, len(_RINGS_5X5), -1)
+    sums = _ring_sums(_padded(decoded, 2), RINGS_5X5, 2, rows, cols)[0].reshape(channels, len(RINGS_5X5), -1)
     ones = torch.ones_like(wanted[:1])
-    small, small_error = _solve([torch.cat([sums[c, :3].double(), ones]) for c in range(channels)], wanted)
+    own = torch.cat([sums[:, :3].double(), ones.expand(channels, 1, -1)], dim=1)  # each output reads its channel
+    small, small_error = _solve(own, wanted)
     if small_error >= before:
         return None
     if coded_bytes is None or small_error <= 0:
         return small
     shared = torch.cat([sums.reshape(-1, sums.shape[-1]).double(), ones])  # every output reads every channel
-    large, large_error = _solve([shared] * channels, wanted)
+    large, large_error = _solve(shared, wanted)
     extra = (large.size - small.size) * 2
     gain_db = 10 * math.log10(small_error / max(large_error, 1e-12))
     return large if gain_db > DB_PER_PERCENT_OF_BYTES * 100 * extra / (coded_bytes + small.size * 2) else small
 
 
-def _solve(designs: list[torch.Tensor], wanted: torch.Tensor) -> tuple[np.ndarray, float]:
-    """Least squares per output channel (design: taps x samples); the int16 coefficients and their error."""
-    if all(d is designs[0] for d in designs):  # one design for every channel: one solve for all
-        solutions = torch.linalg.lstsq(designs[0].T, wanted.T).solution.T
-    else:
-        solutions = [torch.linalg.lstsq(d.T, row[:, None]).solution[:, 0] for d, row in zip(designs, wanted)]
-    coefficients, error = [], 0.0
-    for design, row, solution in zip(designs, wanted, solutions):
-        stored = np.clip(np.rint(solution.numpy() * UNITS), -32768, 32767).astype(np.int64)
-        error += float((design.T @ torch.from_numpy(stored / UNITS) - row).square().sum())
-        coefficients.append(stored)
-    return np.array(coefficients), error
+def _solve(design: torch.Tensor, wanted: torch.Tensor) -> tuple[np.ndarray, float]:
+    """Least squares of (C, samples) ``wanted`` on a (taps, samples) design shared by every channel or a
+    (C, taps, samples) one per channel; the (C, taps) int16 coefficients and their squared error."""
+    inputs = design.transpose(-1, -2)  # (samples, taps) or (C, samples, taps)
+    shared = design.dim() == 2
+    solution = torch.linalg.lstsq(inputs, wanted.T if shared else wanted[..., None]).solution
+    solution = solution.T if shared else solution[..., 0]
+    stored = np.clip(np.rint(solution.numpy() * UNITS), -32768, 32767).astype(np.int64)
+    weights = torch.from_numpy(stored / UNITS)
+    predicted = (inputs @ weights.T).T if shared else (inputs @ weights[..., None])[..., 0]
+    return stored, float((predicted - wanted).square().sum())
