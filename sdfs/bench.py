@@ -1,4 +1,4 @@
-"""``sdfs bench``: sdfs against JPEG, WebP and AVIF at equal bytes, image by image.
+"""``sdfs bench``: sdfs against JPEG, WebP, AVIF and JPEG XL at equal bytes, image by image.
 
 For every image and every sdfs setting, each conventional codec gets the same byte budget
 (the largest quality whose file is no bigger than the sdfs blob). Quality is measured with
@@ -26,7 +26,7 @@ from PIL import Image
 from .codec import Codec, CodecConfig, ImageData, read_image
 from .metrics import METRICS as METRICS_BY_NAME
 
-CONVENTIONAL = {"jpeg": "JPEG", "webp": "WEBP", "avif": "AVIF"}
+CONVENTIONAL = {"jpeg": "JPEG", "webp": "WEBP", "avif": "AVIF", "jxl": "JXL"}
 METRICS = ("psnr", "msssim", "ssimulacra2")
 BPP_RANGE = (0.05, 0.5)
 
@@ -47,13 +47,37 @@ def measure(original: np.ndarray, decoded: np.ndarray, metrics: Iterable[str]) -
     return {name: (METRICS_BY_NAME[name](original, decoded) if name in metrics else float("nan")) for name in METRICS}
 
 
+class BenchError(RuntimeError):
+    pass
+
+
 def encode_conventional(pixels: np.ndarray, fmt: str, quality: int) -> bytes:
     buffer = io.BytesIO()
     options = {"quality": quality}
     if fmt == "avif":
         options["speed"] = 6
+    elif fmt == "jxl":
+        _register_jxl()
+        options.update(effort=7, num_threads=1)  # libjxl's default effort; --jobs runs images in parallel
     Image.fromarray(pixels).save(buffer, CONVENTIONAL[fmt], **options)
     return buffer.getvalue()
+
+
+def _register_jxl() -> None:
+    """Pillow reads and writes JPEG XL through the pillow-jxl-plugin package (in the [bench] extra)."""
+    try:
+        import pillow_jxl  # noqa: F401  (registers the JXL format with Pillow)
+    except ImportError:
+        raise BenchError("the jxl codec needs pillow-jxl-plugin: pip install 'sdfs[bench]'") from None
+
+
+def check_codecs(names: Iterable[str]) -> None:
+    """Fail before the long sdfs encodes on a codec name the bench does not know or cannot run."""
+    for name in names:
+        if name not in CONVENTIONAL:
+            raise BenchError(f"unknown codec {name!r}: choose from {', '.join(CONVENTIONAL)}")
+        if name == "jxl":
+            _register_jxl()
 
 
 def match_budget(pixels: np.ndarray, fmt: str, budget: int) -> tuple[bytes, int] | None:
@@ -109,6 +133,7 @@ def run(files: list[Path], codecs_by_point: dict[str, Codec], conventional: Iter
     ``progress`` is called with 1 per image and per image's conventional codecs; ``on_rows`` with
     each batch of rows as soon as it is measured.
     """
+    check_codecs(conventional)
     rows: list[Row] = []
 
     def add(new: list[Row]) -> None:

@@ -138,12 +138,12 @@ def build_parser() -> argparse.ArgumentParser:
     mdl = sub.add_parser("models", help="the SD VAEs in the Hugging Face cache and the latent family each reads")
     mdl.set_defaults(run=run_models)
 
-    bench = sub.add_parser("bench", help="sdfs against JPEG, WebP and AVIF at equal bytes (needs the [bench] extra)")
+    bench = sub.add_parser("bench", help="sdfs against JPEG, WebP, AVIF and JPEG XL at equal bytes (needs the [bench] extra)")
     bench.add_argument("folder", type=Path, help="folder of test images (e.g. the Kodak set)")
     bench.add_argument("--bits", default="3,4,5,6", help="sdfs rate points: comma-separated bits; "
                        "BITS@SCALE codes the photo shrunk by SCALE (4@0.75)")
     bench.add_argument("--effort", type=int, default=0, choices=range(5))
-    bench.add_argument("--codecs", default="jpeg,webp,avif")
+    bench.add_argument("--codecs", default="jpeg,webp,avif,jxl", help="conventional codecs: jpeg, webp, avif, jxl")
     bench.add_argument("--metrics", default="psnr,msssim,ssimulacra2")
     bench.add_argument("--limit", type=int, help="only the first N images")
     bench.add_argument("--jobs", type=int, default=1, help="processes for the conventional codecs and metrics")
@@ -446,6 +446,7 @@ def run_bench(args) -> int:
                    (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp"))[: args.limit]
     if not files:
         raise FileNotFoundError(f"{args.folder}: no images")
+    bench.check_codecs(args.codecs.split(","))
     model = load_model(args.model, device=args.device, family=args.family)
     codecs = bench.codecs_for(model, args.bits.split(","), args.effort)
     partial = bench.PartialRows(args.out / "results.partial.csv")

@@ -33,7 +33,7 @@ def test_bench_matches_budgets_and_writes_results(tmp_path):
         pixels = np.asarray(Image.open(KODAK / "kodim19.png").convert("RGB"))[y:y + 176, x:x + 176]
         Image.fromarray(pixels).save(folder / name)
     out = tmp_path / "out"
-    result = sdfs("bench", str(folder), "--bits", "3,6,4@0.5", "--codecs", "jpeg,webp", "--out", str(out),
+    result = sdfs("bench", str(folder), "--bits", "3,6,4@0.5", "--codecs", "jpeg,webp,jxl", "--out", str(out),
                   "--jobs", "2")
     assert "BD-rate of sdfs against each codec" in result.stdout and "vs jpeg" in result.stdout
     for name in ("results.csv", "results.json", "rd_psnr.png", "rd_msssim.png", "rd_ssimulacra2.png"):
@@ -44,10 +44,18 @@ def test_bench_matches_budgets_and_writes_results(tmp_path):
     assert all(budgets[(i, "b4s0.5")] < budgets[(i, "b3")] for i in ("a.png", "b.png"))
     conventional = [r for r in rows if not r["codec"].startswith("sdfs")]
     assert conventional, "no conventional codec fitted any budget"
+    assert {r["codec"] for r in conventional if r["point"] == "b6"} == {"jpeg", "webp", "jxl"}
     for r in conventional:
         assert int(r["bytes"]) <= budgets[(r["image"], r["point"])]
         assert float(r["psnr"]) > 15 and float(r["msssim"]) > 0.5 and not math.isnan(float(r["ssimulacra2"]))
     assert summary_table(read_rows(out / "results.csv")) in result.stdout  # a saved run summarises as it printed
+
+
+def test_an_unknown_codec_is_refused_before_any_encoding(tmp_path):
+    (tmp_path / "a.png").write_bytes((KODAK / "kodim19.png").read_bytes())
+    result = sdfs("bench", str(tmp_path), "--codecs", "avif,heic", "--out", str(tmp_path / "out"), check=False)
+    assert result.returncode != 0 and "unknown codec 'heic'" in result.stderr
+    assert not (tmp_path / "out").exists()
 
 
 def test_an_interrupted_bench_keeps_the_rows_it_measured(tmp_path, taesd):
