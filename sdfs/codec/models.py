@@ -106,7 +106,10 @@ class LatentModel:
             force_upcast = bool(getattr(vae.config, "force_upcast", False)) and self.is_kl
             dtype = torch.float16 if device.type == "cuda" and not force_upcast else torch.float32
         self.dtype = dtype
-        self.vae = vae.to(device=device, dtype=dtype).eval().requires_grad_(False)
+        # oneDNN's convolutions run 1.4-1.6x faster on NHWC tensors (benchmarks/memory_format.py); the
+        # GPU path keeps the layout it was measured with
+        self.memory_format = torch.channels_last if device.type == "cpu" else torch.contiguous_format
+        self.vae = vae.to(device=device, dtype=dtype, memory_format=self.memory_format).eval().requires_grad_(False)
 
     @property
     def encoder_name(self) -> str:
@@ -127,9 +130,12 @@ class LatentModel:
     def _from_diffusion_space(self, latent: torch.Tensor) -> torch.Tensor:
         return latent / self.family.kl_scaling + self.family.kl_shift
 
+    def _input(self, x: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+        return x.to(self.device, dtype or self.dtype).contiguous(memory_format=self.memory_format)
+
     @torch.inference_mode()
     def encode(self, images: torch.Tensor) -> torch.Tensor:
-        x = images.to(self.device, self.dtype)
+        x = self._input(images)
         if self.is_kl:
             latent = self._to_diffusion_space(self.vae.encode(x).latent_dist.mode())
         else:
@@ -138,14 +144,14 @@ class LatentModel:
 
     @torch.inference_mode()
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
-        return self._decode(latents.to(self.device, self.dtype)).float().clamp(-1, 1)
+        return self._decode(self._input(latents)).float().clamp(-1, 1)
 
     def decode_with_grad(self) -> Callable[[torch.Tensor], torch.Tensor]:
         """A float32 differentiable decoder (the weights stay frozen)."""
         vae32 = self.vae if self.dtype == torch.float32 else _float_copy(self.vae)
 
         def run(latents: torch.Tensor) -> torch.Tensor:
-            z = latents.to(self.device, torch.float32)
+            z = self._input(latents, torch.float32)
             if self.is_kl:
                 return vae32.decode(self._from_diffusion_space(z)).sample
             return vae32.decode(z).sample
