@@ -284,7 +284,50 @@ def summary_table(rows: list[Row]) -> str:
             value = bd_rate(data[codec][metric], data["sdfs"][metric])
             cells.append(f"{metric} {f'{value:+.1f}%' if not math.isnan(value) else _why_undefined(data, codec, metric)}")
         lines.append(f"  vs {codec:5s} " + "  ".join(cells))
+    partial = where_fitted(rows)
+    if partial:
+        lines.append("BD-rate over the images and points where the codec met every budget (the lowest points dropped "
+                     "until at least half the images fit all the rest):")
+    for codec, (images, points, values) in partial.items():
+        subset = curves([r for r in rows if r.image in images and r.point in points
+                         and (r.codec == codec or r.codec.startswith("sdfs"))])
+        cells = [f"{metric} {f'{v:+.1f}%' if not math.isnan(v) else _why_undefined(subset, codec, metric)}"
+                 for metric, v in values.items()]
+        lines.append(f"  vs {codec:5s} {len(images)}/{len({r.image for r in rows})} images, {','.join(points)}: "
+                     + "  ".join(cells))
     return "\n".join(lines)
+
+
+def where_fitted(rows: list[Row]) -> dict[str, tuple[list[str], list[str], dict[str, float]]]:
+    """For each codec that met too few budgets on every image for a BD-rate: the images and sdfs points
+    where it met every one, and the BD-rate of sdfs against it there.
+
+    A codec that cannot get down to sdfs's smallest budgets (WebP and JPEG XL at quality 1) has too
+    few complete points for a BD-rate over all images; dropping the lowest points one at a time,
+    the first set of two or more points that at least half the images fitted throughout is used.
+    """
+    images = sorted({r.image for r in rows})
+    rates: dict[str, list[float]] = {}
+    for r in rows:
+        if r.codec.startswith("sdfs"):
+            rates.setdefault(r.point, []).append(r.bpp)
+    order = sorted(rates, key=lambda point: float(np.mean(rates[point])))
+    complete = curves(rows)
+    out = {}
+    for codec in sorted({r.codec for r in rows if not r.codec.startswith("sdfs")}):
+        if all(len(complete[codec][m]) >= 2 for m in METRICS):
+            continue  # enough points on every image: the BD-rate over all images says it
+        fitted = {(r.image, r.point) for r in rows if r.codec == codec}
+        for start in range(len(order) - 1):
+            points = order[start:]
+            kept = [i for i in images if all((i, p) in fitted for p in points)]
+            if 2 * len(kept) >= len(images):
+                subset = [r for r in rows if r.image in kept and r.point in points
+                          and (r.codec == codec or r.codec.startswith("sdfs"))]
+                data = curves(subset)
+                out[codec] = (kept, points, {m: bd_rate(data[codec][m], data["sdfs"][m]) for m in METRICS})
+                break
+    return out
 
 
 def _why_undefined(data: dict, codec: str, metric: str) -> str:
@@ -307,7 +350,10 @@ def write_outputs(rows: list[Row], out: Path) -> list[Path]:
         writer.writerows(asdict(r) for r in rows)
     data = curves(rows)
     bd = {codec: {m: bd_rate(data[codec][m], data["sdfs"][m]) for m in METRICS} for codec in data if codec != "sdfs"}
-    written[1].write_text(json.dumps({"rows": [asdict(r) for r in rows], "curves": data, "bd_rate": bd}, indent=1))
+    partial = {codec: {"images": images, "points": points, "bd_rate": values}
+               for codec, (images, points, values) in where_fitted(rows).items()}
+    written[1].write_text(json.dumps({"rows": [asdict(r) for r in rows], "curves": data, "bd_rate": bd,
+                                      "where_fitted": partial}, indent=1))
     written += _plots(data, out)
     return written
 

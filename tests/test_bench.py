@@ -8,7 +8,7 @@ import math
 import numpy as np
 from PIL import Image
 
-from sdfs.bench import bd_rate, pareto_front, read_rows, summary_table
+from sdfs.bench import Row, bd_rate, pareto_front, read_rows, summary_table, where_fitted
 from tests.conftest import KODAK
 from tests.mountutil import sdfs
 
@@ -24,6 +24,20 @@ def test_bd_rate_of_known_curves():
 def test_the_sdfs_curve_keeps_only_settings_worth_choosing():
     points = [(0.30, 26.0), (0.10, 24.0), (0.18, 23.5), (0.20, 25.5), (0.25, 25.5)]
     assert pareto_front(points) == [(0.10, 24.0), (0.20, 25.5), (0.30, 26.0)]
+
+
+def test_a_codec_that_misses_small_budgets_is_compared_where_it_fits():
+    nan = float("nan")
+    rows = []
+    for image in "abcd":
+        for point, bpp, quality in (("b3", 0.1, 20.0), ("b4", 0.2, 22.0), ("b5", 0.3, 24.0)):
+            rows.append(Row(image, f"sdfs {point}", point, 0, bpp, quality, nan, nan))
+            if point != "b3" or image == "a":  # WebP cannot get down to the b3 budget on b, c, d
+                rows.append(Row(image, "webp", point, 0, bpp, quality - 1, nan, nan))
+    images, points, values = where_fitted(rows)["webp"]
+    assert images == list("abcd") and points == ["b4", "b5"]
+    assert abs(values["psnr"] - (1.5 ** -0.5 - 1) * 100) < 1e-6  # one dB better is half a 1.5x rate step
+    assert "vs webp  4/4 images, b4,b5: psnr -18.4%" in summary_table(rows)
 
 
 def test_bench_matches_budgets_and_writes_results(tmp_path):
