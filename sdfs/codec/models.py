@@ -106,8 +106,8 @@ class LatentModel:
             force_upcast = bool(getattr(vae.config, "force_upcast", False)) and self.is_kl
             dtype = torch.float16 if device.type == "cuda" and not force_upcast else torch.float32
         self.dtype = dtype
-        # oneDNN's convolutions run 1.4-1.6x faster on NHWC tensors (benchmarks/memory_format.py); the
-        # GPU path keeps the layout it was measured with
+        # oneDNN runs TAESD 1.1-1.5x faster on NHWC tensors (benchmarks/memory_format.py); the GPU
+        # path keeps the layout it was measured with
         self.memory_format = torch.channels_last if device.type == "cpu" else torch.contiguous_format
         self.vae = vae.to(device=device, dtype=dtype, memory_format=self.memory_format).eval().requires_grad_(False)
 
