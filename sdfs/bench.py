@@ -261,10 +261,16 @@ def point_table(rows: list[Row]) -> list[str]:
     for r in rows:
         groups.setdefault((r.codec, r.point), []).append(r)
     for (codec, point), group in sorted(groups.items(), key=lambda kv: (kv[0][1], kv[0][0])):
-        mean = {k: float(np.nanmean([getattr(r, k) for r in group])) for k in ("bpp", *METRICS)}
+        mean = {k: _mean_of_measured([getattr(r, k) for r in group]) for k in ("bpp", *METRICS)}
         lines.append(f"{codec:10s} {point:5s} {len(group):3d}/{images:<2d} {mean['bpp']:6.3f} {mean['psnr']:6.2f} "
                      f"{mean['msssim']:8.4f} {mean['ssimulacra2']:6.1f}")
     return lines
+
+
+def _mean_of_measured(values: list[float]) -> float:
+    """The mean of the values that were measured (a metric left out with --metrics is NaN)."""
+    measured = [v for v in values if not math.isnan(v)]
+    return float(np.mean(measured)) if measured else float("nan")
 
 
 def summary_table(rows: list[Row]) -> str:
