@@ -149,3 +149,17 @@ def test_saved_encoder_weights_load_back_with_their_tag(tmp_path, taesd):
     path.write_bytes(b"not safetensors")
     with pytest.raises(ModelError, match="encoder.safetensors: cannot read encoder weights"):
         read_encoder_weights(path)
+
+
+def test_cpu_passes_run_channels_last_and_agree_with_the_default_layout(taesd, kodak_crop):
+    import copy
+
+    assert taesd.memory_format == torch.channels_last
+    assert taesd.vae.decoder.layers[0].weight.is_contiguous(memory_format=torch.channels_last)
+    image = torch.from_numpy(kodak_crop.rgb().copy()).permute(2, 0, 1)[None].float() / 127.5 - 1
+    latent = taesd.encode(image)
+    decoded = taesd.decode(latent)
+    plain = copy.copy(taesd)  # the same weights in NCHW, as before 2026-11-27
+    plain.memory_format, plain.vae = torch.contiguous_format, copy.deepcopy(taesd.vae).to(memory_format=torch.contiguous_format)
+    assert (plain.encode(image) - latent).abs().max() < 1e-3
+    assert (plain.decode(latent) - decoded).abs().max() < 1e-3
