@@ -295,8 +295,7 @@ def summary_table(rows: list[Row]) -> str:
         lines.append("BD-rate over the images and points where the codec met every budget (the lowest points dropped "
                      "until at least half the images fit all the rest):")
     for codec, (images, points, values) in partial.items():
-        subset = curves([r for r in rows if r.image in images and r.point in points
-                         and (r.codec == codec or r.codec.startswith("sdfs"))])
+        subset = _curves_where(rows, codec, images, points)
         cells = [f"{metric} {f'{v:+.1f}%' if not math.isnan(v) else _why_undefined(subset, codec, metric)}"
                  for metric, v in values.items()]
         lines.append(f"  vs {codec:5s} {len(images)}/{len({r.image for r in rows})} images, {','.join(points)}: "
@@ -328,12 +327,16 @@ def where_fitted(rows: list[Row]) -> dict[str, tuple[list[str], list[str], dict[
             points = order[start:]
             kept = [i for i in images if all((i, p) in fitted for p in points)]
             if 2 * len(kept) >= len(images):
-                subset = [r for r in rows if r.image in kept and r.point in points
-                          and (r.codec == codec or r.codec.startswith("sdfs"))]
-                data = curves(subset)
+                data = _curves_where(rows, codec, kept, points)
                 out[codec] = (kept, points, {m: bd_rate(data[codec][m], data["sdfs"][m]) for m in METRICS})
                 break
     return out
+
+
+def _curves_where(rows: list[Row], codec: str, images: list[str], points: list[str]) -> dict:
+    """``curves`` of sdfs and ``codec`` alone, over the given images and rate points."""
+    return curves([r for r in rows if r.image in images and r.point in points
+                   and (r.codec == codec or r.codec.startswith("sdfs"))])
 
 
 def _why_undefined(data: dict, codec: str, metric: str) -> str:
