@@ -177,7 +177,7 @@ def _add_model_options(p: argparse.ArgumentParser, model_default: str | None = "
     p.add_argument("--model", default=model_default,
                    help="hub id, diffusers folder, or vae_approx encoder/decoder file (default madebyollin/taesd, "
                         "or the store's own model)")
-    p.add_argument("--family", choices=("sd1", "sdxl", "sd3"), help="latent family, when the model name does not say")
+    p.add_argument("--family", choices=("sd1", "sdxl", "sd3", "flux"), help="latent family, when the model name does not say")
     p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps")
     p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="refuse larger images (bomb guard)")
 

@@ -31,7 +31,7 @@ TUNED_ENCODERS = {"sd1": "taesd_encoder_sdfs_v2.safetensors"}
 
 @dataclass(frozen=True)
 class LatentFamily:
-    """A latent space shared by several models (SD 1.x, SDXL, SD3)."""
+    """A latent space shared by several models (SD 1.x, SDXL, SD3, FLUX.1)."""
 
     name: str
     channels: int
@@ -45,6 +45,9 @@ FAMILIES: dict[str, LatentFamily] = {
     "sd1": LatentFamily("sd1", 4, 8, 0.18215, 0.0, "taesd"),
     "sdxl": LatentFamily("sdxl", 4, 8, 0.13025, 0.0, "taesdxl"),
     "sd3": LatentFamily("sd3", 16, 8, 1.5305, 0.0609, "taesd3"),
+    # FLUX.1 latents (TAEF1) have SD3's shape but another space: without a family of their own a
+    # taef1 store would be labelled sd3 and decoded, wrongly, by TAESD3
+    "flux": LatentFamily("flux", 16, 8, 0.3611, 0.1159, "taef1"),
 }
 
 
@@ -66,7 +69,7 @@ def guess_family(name: str, channels: int, kl_scaling: float | None = None) -> L
             if fam.channels == channels and abs(fam.kl_scaling - kl_scaling) < 1e-4:
                 return fam
     lowered = name.lower()
-    patterns = [("sd3", r"sd3|sd-3|sd_3"), ("sdxl", r"sdxl|xl"), ("sd1", r"taesd|sd-vae|sd1|stable-diffusion-v1")]
+    patterns = [("flux", r"taef1|flux"), ("sd3", r"sd3|sd-3|sd_3"), ("sdxl", r"sdxl|xl"), ("sd1", r"taesd|sd-vae|sd1|stable-diffusion-v1")]
     for fam_name, pattern in patterns:
         if re.search(pattern, lowered) and FAMILIES[fam_name].channels == channels:
             return FAMILIES[fam_name]

@@ -3,7 +3,7 @@ import pytest
 
 from sdfs.codec import Codec, CodecConfig, CodecError, load_model
 from sdfs.codec.images import ImageData
-from tests.conftest import psnr
+from tests.conftest import VAE_APPROX, psnr
 
 
 @pytest.fixture(scope="module")
@@ -106,3 +106,12 @@ def test_the_tuned_encoder_beats_taesds_own_with_fewer_bytes(taesd, taesd_own, k
     assert results["tuned"][0] < results["stock"][0], results
     gain = results["tuned"][1] - results["stock"][1]
     assert gain > 0.5, f"the tuned encoder gained only {gain:.2f} dB ({results})"
+
+
+def test_taesd3_refuses_taef1_blobs(kodak_crop):
+    flux = Codec(load_model(str(VAE_APPROX / "taef1_encoder.safetensors"), device="cpu"), CodecConfig(bits=3))
+    blob = flux.encode(kodak_crop)
+    assert Codec.info(blob).family == "flux" and Codec.info(blob).encoder == "vae_approx:taef1"
+    with pytest.raises(CodecError, match="flux latents.*reads sd3"):
+        Codec(load_model("madebyollin/taesd3", device="cpu")).decode(blob)
+    assert psnr(flux.decode(blob).pixels, kodak_crop.pixels) > 20

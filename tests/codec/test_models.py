@@ -163,3 +163,11 @@ def test_cpu_passes_run_channels_last_and_agree_with_the_default_layout(taesd, k
     plain.memory_format, plain.vae = torch.contiguous_format, copy.deepcopy(taesd.vae).to(memory_format=torch.contiguous_format)
     assert (plain.encode(image) - latent).abs().max() < 1e-3
     assert (plain.decode(latent) - decoded).abs().max() < 1e-3
+
+
+def test_taef1_files_speak_flux_latents_not_sd3():
+    """TAEF1 has TAESD3's shape; its blobs must not be labelled sd3, or TAESD3 would decode them."""
+    model = load_model(str(VAE_APPROX / "taef1_encoder.safetensors"), device="cpu")
+    assert model.family.name == "flux" and model.channels == 16 and model.model_id == "vae_approx:taef1"
+    assert load_model(str(VAE_APPROX), family="flux", device="cpu").model_id == "vae_approx:taef1"
+    assert model.decode(model.encode(_image(32))).shape == (1, 3, 32, 32)
