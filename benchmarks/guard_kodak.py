@@ -40,11 +40,11 @@ def main() -> None:
     rows = [measure(codec, guard, path) for path in files]
     print(f"quality guard, floor {args.floor}, {args.model} at {args.bits} bits, effort {args.effort}, "
           f"{len(rows)} Kodak images, device {codec.model.device}")
-    print(f"{'image':8s} {'tag':4s} {'latent B':>8s} {'score':>6s} {'avif B':>7s} {'score':>6s} {'q':>3s} "
+    print(f"{'image':8s} {'tag':4s} {'latent B':>8s} {'score':>6s} {'avif B':>7s} {'score':>6s} {'q':>3s} {'sp':>2s} "
           f"{'stored':>8s} {'bytes':>7s} {'bpp':>6s} {'s':>5s}")
     for r in rows:
         print(f"{r['image']:8s} {r['tag']:4s} {r['latent_bytes']:8d} {r['latent_score']:6.1f} "
-              f"{r['avif_bytes'] or 0:7d} {r['avif_score'] or float('nan'):6.1f} {r['avif_quality'] or 0:3d} "
+              f"{r['avif_bytes'] or 0:7d} {r['avif_score'] or float('nan'):6.1f} {r['avif_quality'] or 0:3d} {r['avif_speed'] or 0:2d} "
               f"{r['stored']:>8s} {r['stored_bytes']:7d} {r['bpp']:6.3f} {r['seconds']:5.1f}")
     summarise(rows, args.floor, str(codec.model.device))
     if args.csv:
@@ -67,7 +67,8 @@ def measure(codec: Codec, guard: QualityGuard, path: Path) -> dict:
     size = len(choice.data) if choice.data is not None else len(data)
     return {"image": path.stem, "tag": TAGS.get(path.stem, ""), "latent_bytes": latent.get("bytes", 0),
             "latent_score": latent.get("score", float("nan")), "avif_bytes": avif.get("bytes"),
-            "avif_score": avif.get("score"), "avif_quality": avif.get("quality"), "stored": choice.kind,
+            "avif_score": avif.get("score"), "avif_quality": avif.get("quality"),
+            "avif_speed": avif.get("speed"), "stored": choice.kind,
             "stored_bytes": size, "original_bytes": len(data), "pixels": image.width * image.height,
             "bpp": size * 8 / (image.width * image.height),
             "seconds": round(seconds, 2)}

@@ -10,7 +10,7 @@ from PIL import Image
 
 from sdfs.codec import Codec, ImageData, read_image
 from sdfs.guard import (
-    AVIF, LATENT, ORIGINAL, FloorError, QualityFloor, QualityGuard, decode_avif, encode_avif, encode_images, scoring_view,
+    AVIF, AVIF_FINAL_SPEED, LATENT, ORIGINAL, FloorError, QualityFloor, QualityGuard, decode_avif, encode_avif, encode_images, scoring_view,
 )
 from sdfs.metrics import Ssimulacra2Reference, psnr, ssimulacra2
 from tests.conftest import KODAK
@@ -97,6 +97,18 @@ def test_avif_search_finds_the_lowest_passing_quality_from_any_start():
         data, quality, score = guard._smallest_avif(image, guard.floor.scorer(image.rgb()), len(original))
         assert score >= 33 and psnr(image.pixels, decode_avif(encode_avif(image, quality - 1)).pixels) < 33
         assert data == encode_avif(image, quality)
+
+
+def test_the_quality_found_is_reencoded_slower_and_smaller(codec):
+    image, original = crop("kodim23.png", 160, 288)
+    guard = QualityGuard(QualityFloor.parse("psnr:33"))
+    searched, quality, _ = guard._smallest_avif(image, guard.floor.scorer(image.rgb()), len(original))
+    choice = choose(codec, "psnr:33", image, original)
+    record = choice.record[AVIF]
+    assert choice.kind == AVIF and record["speed"] == AVIF_FINAL_SPEED and len(choice.data) < len(searched)
+    assert record["quality"] in (quality, quality - 1, quality - 2)
+    assert choice.data == encode_avif(image, record["quality"], AVIF_FINAL_SPEED)
+    assert psnr(image.pixels, decode_avif(choice.data).pixels) >= 33
 
 
 def test_big_images_are_judged_at_four_megapixels_at_most():
