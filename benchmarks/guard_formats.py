@@ -1,11 +1,11 @@
 """Experiment: would the quality guard store fewer bytes with JPEG XL, or with a slower AVIF?
 
     cd benchmarks && ../.venv/bin/python guard_formats.py --floors 30,50,70 [--images 1,2,3] \
-        [--formats avif,jxl] [--formats avif,avif@4,avif@3]
+        [--formats avif,jxl] [--formats avif,avif@4,avif@3] [--formats avif,avif444]
 
 For each Kodak image and each SSIMULACRA2 floor, finds by bisection over quality 1..100 the
-smallest file of each format that meets the floor: AVIF at speed 6 (as the guard writes it) or
-``avif@S`` at speed S, and JPEG XL (libjxl effort 7, through pillow-jxl-plugin). Prints their
+smallest file of each format that meets the floor: AVIF at speed 6 (the guard's search) or
+``avif@S`` at speed S, ``avif444`` with full-resolution chroma, and JPEG XL (libjxl effort 7, through pillow-jxl-plugin). Prints their
 bytes, the totals against the first format (for two formats, also what a guard choosing the
 smaller would save) and each format's mean encode seconds. docs/BENCHMARKS.md has the outcome.
 """
@@ -25,12 +25,14 @@ from sdfs.bench import encode_conventional
 from sdfs.metrics import Ssimulacra2Reference
 
 def encode(pixels: np.ndarray, fmt: str, quality: int, seconds: list[float]) -> bytes:
-    """``fmt`` is avif, jxl, or avif@S for AVIF at speed S; appends the encode time to ``seconds``."""
+    """``fmt`` is avif, jxl, or avif@S for AVIF at speed S; avif444 and avif444@S keep full-resolution
+    chroma (AVIF is otherwise Pillow's 4:2:0). Appends the encode time to ``seconds``."""
     start = time.perf_counter()
     name, _, speed = fmt.partition("@")
-    if speed:
+    if name == "avif444" or speed:
         buffer = io.BytesIO()
-        Image.fromarray(pixels).save(buffer, "AVIF", quality=quality, speed=int(speed))
+        subsampling = "4:4:4" if name == "avif444" else "4:2:0"
+        Image.fromarray(pixels).save(buffer, "AVIF", quality=quality, speed=int(speed or 6), subsampling=subsampling)
         data = buffer.getvalue()
     else:
         data = encode_conventional(pixels, name, quality)
@@ -59,7 +61,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--floors", default="30,50,70", help="SSIMULACRA2 floors")
     parser.add_argument("--images", default=",".join(map(str, range(1, 25))), help="Kodak image numbers")
-    parser.add_argument("--formats", default="avif,jxl", help="avif, avif@SPEED, jxl; the first is the reference")
+    parser.add_argument("--formats", default="avif,jxl", help="avif, avif@SPEED, avif444[@SPEED], jxl; the first is the reference")
     args = parser.parse_args()
     floors = [float(f) for f in args.floors.split(",")]
     formats = args.formats.split(",")

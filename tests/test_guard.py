@@ -111,6 +111,15 @@ def test_the_quality_found_is_reencoded_slower_and_smaller(codec):
     assert psnr(image.pixels, decode_avif(choice.data).pixels) >= 33
 
 
+def test_colour_avif_keeps_full_chroma_and_grey_stays_grey():
+    image, _ = crop("kodim23.png", 160, 288, 96)
+    buffer = io.BytesIO()
+    Image.fromarray(image.pixels).save(buffer, "AVIF", quality=30, speed=6, subsampling="4:4:4")
+    assert encode_avif(image, 30) == buffer.getvalue()
+    grey = ImageData(np.asarray(Image.fromarray(image.pixels).convert("L")).copy())
+    assert decode_avif(encode_avif(grey, 30)).is_grey
+
+
 def test_big_images_are_judged_at_four_megapixels_at_most():
     big = np.zeros((3000, 4000, 3), np.uint8)
     assert scoring_view(big).shape == (1500, 2000, 3)
