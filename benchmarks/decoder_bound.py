@@ -1,7 +1,7 @@
 """How far can any encoder take the TAESD decoder? Its best picture from any latent, against AVIF.
 
     HF_HUB_CACHE=../shared/hf/hub HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/decoder_bound.py \
-        --images 2,4,7,8,13,15,20,23 --crop 256 --bits 4,5 --steps 150
+        --images 2,4,7,8,13,15,20,23 --crop 256 --bits 4,5 --steps 150 [--model madebyollin/taesd3]
 
 For each Kodak centre crop:
 - sdfs as shipped (effort 0) and at effort 4 (150 refinement steps with the quantised latent in
@@ -89,8 +89,9 @@ def main() -> None:
     parser.add_argument("--efforts", default="0,4")
     parser.add_argument("--steps", type=int, default=150)
     parser.add_argument("--lr", type=float, default=0.05)
+    parser.add_argument("--model", default="madebyollin/taesd")
     args = parser.parse_args()
-    model = load_model("madebyollin/taesd", device="cpu")
+    model = load_model(args.model, device="cpu")
     pixels = args.crop * args.crop
     totals: dict[str, list] = {}
     print(f"Kodak centre crops of {args.crop} px; bpp / PSNR / SSIMULACRA2, and AVIF at the same bytes")
