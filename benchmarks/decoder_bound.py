@@ -45,8 +45,9 @@ def best_latent(model, photo: np.ndarray, steps: int, lr: float) -> np.ndarray:
     for _ in range(steps + 1):
         image = decoder(latent)
         loss = ((image - target) ** 2).mean()
-        if float(loss) < best:
-            best, best_image = float(loss), image.detach()
+        value = float(loss.detach())
+        if value < best:
+            best, best_image = value, image.detach()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -101,8 +102,8 @@ def main() -> None:
         curve = avif_curve(photo)
         bound = measure(photo, best_latent(model, photo, args.steps, args.lr), METRICS)
         need = avif_bytes_for(curve, "psnr", bound["psnr"])
-        line = (f"kodim{number:02d}  bound {bound['psnr']:.2f} dB / {bound['ssimulacra2']:5.1f}, "
-                f"AVIF reaches it at {need * 8 / pixels:.3f} bpp" if need else "AVIF never reaches it")
+        reach = f"AVIF reaches it at {need * 8 / pixels:.3f} bpp" if need else "AVIF never reaches it"
+        line = f"kodim{number:02d}  bound {bound['psnr']:.2f} dB / {bound['ssimulacra2']:5.1f}, {reach}"
         totals.setdefault("bound", []).append((need * 8 / pixels if need else np.nan, bound["psnr"], bound["ssimulacra2"]))
         for effort in (int(e) for e in args.efforts.split(",")):
             for bits in (int(b) for b in args.bits.split(",")):

@@ -5,9 +5,10 @@
 
 For each Kodak image and each SSIMULACRA2 floor, finds by bisection over quality 1..100 the
 smallest file of each format that meets the floor: AVIF at speed 6 (the guard's search) or
-``avif@S`` at speed S, ``avif444`` with full-resolution chroma, and JPEG XL (libjxl effort 7, through pillow-jxl-plugin). Prints their
-bytes, the totals against the first format (for two formats, also what a guard choosing the
-smaller would save) and each format's mean encode seconds. docs/BENCHMARKS.md has the outcome.
+``avif@S`` at speed S, ``avif444`` with full-resolution chroma, and JPEG XL (libjxl effort 7,
+through pillow-jxl-plugin). Prints their bytes, the totals against the first format (and what a
+guard choosing the smaller of it and each other would save) and each format's mean encode
+seconds. docs/BENCHMARKS.md has the outcome.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from restoration_filter import SHARED  # run from benchmarks/
 
 from sdfs.bench import encode_conventional
 from sdfs.metrics import Ssimulacra2Reference
+
 
 def encode(pixels: np.ndarray, fmt: str, quality: int, seconds: list[float]) -> bytes:
     """``fmt`` is avif, jxl, or avif@S for AVIF at speed S; avif444 and avif444@S keep full-resolution

@@ -137,7 +137,7 @@ class QualityGuard:
             if len(data) >= limit:
                 high = quality  # too big: a passing quality, if any, is lower
             else:
-                score = judge(scoring_view(decode_avif(data).rgb()))
+                score = _avif_score(judge, data)
                 if self.floor.met_by(score):
                     best, high = (data, quality, score), quality
                 else:
@@ -166,7 +166,7 @@ class QualityGuard:
             slow = encode_avif(image, candidate, AVIF_FINAL_SPEED)
             if len(slow) >= len(best[0]):
                 return False
-            slow_score = judge(scoring_view(decode_avif(slow).rgb()))
+            slow_score = _avif_score(judge, slow)
             if not self.floor.met_by(slow_score):
                 return False
             best = (slow, candidate, slow_score, AVIF_FINAL_SPEED)
@@ -177,6 +177,10 @@ class QualityGuard:
         else:
             smaller_and_passing(quality)
         return best
+
+
+def _avif_score(judge: Callable[[np.ndarray], float], data: bytes) -> float:
+    return judge(scoring_view(decode_avif(data).rgb()))
 
 
 def scoring_view(pixels: np.ndarray) -> np.ndarray:
