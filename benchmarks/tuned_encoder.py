@@ -1,7 +1,8 @@
 """Experiment: sdfs's fine-tuned encoder against TAESD's own, the same decoder and settings.
 
     HF_HUB_CACHE=../shared/hf/hub HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/tuned_encoder.py \
-        --images 8 --bits 4,5 [--effort 0] [--crop 0] [--weights FILE.safetensors [--extra-blocks N]]
+        --images 8 --bits 4,5 [--effort 0] [--crop 0] [--model madebyollin/taesd3] \
+        [--weights FILE.safetensors [--extra-blocks N]]
 
 For each bit depth, encodes the first ``--images`` Kodak images (or centre crops of ``--crop``
 pixels) with TAESD's encoder and with the fine-tuned one (``--weights``: another candidate from
@@ -29,12 +30,13 @@ def main() -> None:
     parser.add_argument("--effort", type=int, default=0)
     parser.add_argument("--crop", type=int, default=0)
     parser.add_argument("--weights", type=Path)
+    parser.add_argument("--model", default="madebyollin/taesd", help="the TAESD the weights were tuned for")
     parser.add_argument("--extra-blocks", type=int, default=0, help="the blocks finetune_encoder.py inserted")
     args = parser.parse_args()
     files = sorted((SHARED / "data" / "kodak").glob("*.png"))[:args.images]
     images = [ImageData(centre_crop(read_image(f).rgb(), args.crop)) for f in files]
-    own = load_model("madebyollin/taesd", device="cpu", tuned_encoder=False)
-    tuned = load_model("madebyollin/taesd", device="cpu")
+    own = load_model(args.model, device="cpu", tuned_encoder=False)
+    tuned = load_model(args.model, device="cpu")
     if args.extra_blocks:
         add_blocks(tuned.vae.encoder, args.extra_blocks)
     if args.weights:
