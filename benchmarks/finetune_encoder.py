@@ -3,14 +3,14 @@
 TAESD's encoder was distilled to imitate the SD VAE's latents, not to give its own small
 decoder the best picture. This trains it, with the decoder frozen, to minimise what sdfs's
 refinement minimises (squared error + 0.1 x (1 - SSIM)) on the decoded image of a latent
-that carries the uniform quantisation noise of a 4-5 bit grid. The result ships as
-``sdfs/codec/weights/taesd_encoder_sdfs_v2.safetensors`` and is what ``load_model`` uses for
-``madebyollin/taesd`` (docs/BENCHMARKS.md has the measurements).
+that carries the uniform quantisation noise of a 4-5 bit grid. ``load_model`` uses
+``sdfs/codec/weights/taesd_encoder_sdfs_v3.safetensors`` for ``madebyollin/taesd``: v2 (below),
+fine-tuned with ``--rate`` (at the end). docs/BENCHMARKS.md has the measurements.
 
 No Kodak image is used for training or for choosing a checkpoint (Kodak is the test set). The
 training photos are the sample photos bundled with scikit-image (``--data``), ../shared/data/awkward's
 photos, and those bundled with scikit-learn, mahotas, PyWavelets and matplotlib (``--extra``);
-``--val`` holds three of them out to pick the checkpoint. The shipped v2 weights:
+``--val`` holds three of them out to pick the checkpoint. The v2 weights:
 
     pip download --no-deps --only-binary=:all: scikit-image==0.26.0 scikit-learn==1.9.1 mahotas==1.4.19 \
         pywavelets==1.9.0 -d /tmp/sk && cd /tmp/sk && unzip -q scikit_image-*.whl 'skimage/data/*'
@@ -21,14 +21,21 @@ photos, and those bundled with scikit-learn, mahotas, PyWavelets and matplotlib 
     HF_HUB_CACHE=../shared/hf/hub HF_HUB_OFFLINE=1 python benchmarks/finetune_encoder.py \
         --data /tmp/sk/skimage/data --extra /tmp/sk/extra --val coffee.png,flower.jpg,DepartmentStore.jpg \
         --device cuda --batch 16 --crop 256 --lr 2e-4 --steps 842 --cosine \
-        --out sdfs/codec/weights/taesd_encoder_sdfs_v2.safetensors
+        --out v2.safetensors
 
 (An H200: 40 s; the run used ``--seconds 100``, which set 842 steps from the speed of the first
 20.) The first weights (v1) were 300 steps of 8 crops of 128 px at a constant lr 1e-4 on the
 skimage and awkward photos alone, 19 minutes on 2 CPU cores.
 
 ``--rate`` adds a rate term: that weight times the estimated bits per pixel of the noisy latent
-(``estimated_bpp``), so the encoder trades bytes for distortion as the bench does. The shipped
+(``estimated_bpp``), so the encoder trades bytes for distortion as the bench does. v3, the shipped
+sd1 encoder (23 minutes on 2 CPU cores):
+
+    python benchmarks/finetune_encoder.py --init v2.safetensors --data /tmp/sk/skimage/data --extra /tmp/sk/extra \
+        --val coffee.png,flower.jpg,DepartmentStore.jpg --bits 4,5 --rate 0.05 --batch 8 --crop 128 \
+        --lr 5e-5 --steps 240 --cosine --out sdfs/codec/weights/taesd_encoder_sdfs_v3.safetensors
+
+The shipped
 TAESD3 encoder, ``sdfs/codec/weights/taesd3_encoder_sdfs_v1.safetensors`` (four such runs side by side
 in one H200 call, rates 0 / 0.03 / 0.1 / 0.3; 0.03 kept, its best held-out checkpoint at step 700):
 

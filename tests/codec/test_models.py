@@ -112,10 +112,10 @@ def test_auto_device_is_cpu_here():
 
 
 def test_taesd_encodes_with_the_tuned_encoder_and_says_so(taesd, taesd_own):
-    assert taesd.tuned_encoder == "taesd_encoder_sdfs_v2"
-    assert taesd.encoder_name == "madebyollin/taesd+taesd_encoder_sdfs_v2"
+    assert taesd.tuned_encoder == "taesd_encoder_sdfs_v3"
+    assert taesd.encoder_name == "madebyollin/taesd+taesd_encoder_sdfs_v3"
     from_files = load_model(str(VAE_APPROX / "taesd_encoder.safetensors"), device="cpu")
-    assert from_files.tuned_encoder == "taesd_encoder_sdfs_v2"  # bf16 copies of the same decoder match
+    assert from_files.tuned_encoder == "taesd_encoder_sdfs_v3"  # bf16 copies of the same decoder match
     assert load_model("madebyollin/taesdxl", device="cpu").tuned_encoder is None
     assert load_model("madebyollin/taesd3", device="cpu").tuned_encoder == "taesd3_encoder_sdfs_v1"
     assert load_model(str(VAE_APPROX / "taesd3_encoder.safetensors"), device="cpu").tuned_encoder == \
