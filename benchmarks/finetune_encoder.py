@@ -35,9 +35,9 @@ sd1 encoder (23 minutes on 2 CPU cores):
         --val coffee.png,flower.jpg,DepartmentStore.jpg --bits 4,5 --rate 0.05 --batch 8 --crop 128 \
         --lr 5e-5 --steps 240 --cosine --out sdfs/codec/weights/taesd_encoder_sdfs_v3.safetensors
 
-The shipped
-TAESD3 encoder, ``sdfs/codec/weights/taesd3_encoder_sdfs_v1.safetensors`` (four such runs side by side
-in one H200 call, rates 0 / 0.03 / 0.1 / 0.3; 0.03 kept, its best held-out checkpoint at step 700):
+The shipped TAESD3 encoder, ``sdfs/codec/weights/taesd3_encoder_sdfs_v1.safetensors`` (four such runs
+side by side in one H200 call, rates 0 / 0.03 / 0.1 / 0.3; 0.03 kept, its best held-out checkpoint at
+step 700):
 
     HF_HUB_CACHE=../shared/hf/hub HF_HUB_OFFLINE=1 python benchmarks/finetune_encoder.py --model madebyollin/taesd3 \
         --data /tmp/sk/skimage/data --extra /tmp/sk/extra --val coffee.png,flower.jpg,DepartmentStore.jpg \
