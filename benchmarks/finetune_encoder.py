@@ -61,7 +61,7 @@ from PIL import Image, ImageOps
 
 from sdfs.codec import load_model
 from sdfs.codec.models import load_encoder_weights, save_encoder
-from sdfs.codec.optimize import Objective
+from sdfs.codec.optimize import Objective, neighbour_mean
 
 SHARED = Path(os.environ.get("SDFS_SHARED", Path(__file__).resolve().parents[2] / "shared"))
 SKIMAGE_PHOTOS = ("astronaut.png", "chelsea.png", "coffee.png", "motorcycle_left.png", "motorcycle_right.png",
@@ -69,7 +69,6 @@ SKIMAGE_PHOTOS = ("astronaut.png", "chelsea.png", "coffee.png", "motorcycle_left
                   "coins.png", "color.png")
 AWKWARD_PHOTOS = ("cmyk_Channel_digital_image_CMYK_color.jpg", "gray_concert.jpg", "orient6_Landscape_6.jpg")
 PHOTO_SUFFIXES = {".png", ".jpg", ".jpeg", ".npz"}
-NEIGHBOUR_MEAN = torch.tensor([[[[0, 0.25, 0], [0.25, 0, 0.25], [0, 0.25, 0]]]])
 
 
 def load_photo(path: Path) -> torch.Tensor:
@@ -140,11 +139,9 @@ def estimated_bpp(z: torch.Tensor, levels: int, grid_of: torch.Tensor | None = N
     low, step = grid(z if grid_of is None else grid_of, levels)
     codes = (z - low) / step
     batch, channels, height, width = z.shape
-    planes = codes.reshape(batch * channels, 1, height, width)
-    padded = F.pad(planes, (1, 1, 1, 1), mode="replicate")
-    neighbours = F.conv2d(padded, NEIGHBOUR_MEAN.to(z))
-    distance = (planes - neighbours).abs()
-    scale = distance.mean(dim=(2, 3), keepdim=True).clamp_min(0.02)
+    planes = codes.reshape(batch * channels, height, width)
+    distance = (planes - neighbour_mean(planes)).abs()
+    scale = distance.mean(dim=(1, 2), keepdim=True).clamp_min(0.02)
     # the probability of the unit bin around each distance, in two pieces that stay finite
     near = 1 - torch.exp(-0.5 / scale) * torch.cosh(distance.clamp(max=0.5) / scale)
     far = torch.exp(-(distance.clamp(min=0.5) - 0.5) / scale) * 0.5 * (1 - torch.exp(-1 / scale))
@@ -162,8 +159,9 @@ def validation(encoder, decoder, photos: list[torch.Tensor], bits: list[int], ob
     for x in photos:
         z = encoder(x[None])
         for b in bits:
-            image = decoder(quantised(z, 2 ** b)).clamp(-1, 1)
-            bpp = float(estimated_bpp(quantised(z, 2 ** b), 2 ** b))
+            latent = quantised(z, 2 ** b)
+            image = decoder(latent).clamp(-1, 1)
+            bpp = float(estimated_bpp(latent, 2 ** b))
             losses.append(float(objective.distortion(image, x[None], None)) + rate * bpp)
             psnrs.append(float(10 * torch.log10(4 / (image - x[None]).square().mean())))
             bpps.append(bpp)

@@ -123,11 +123,15 @@ def uniform_lr(levels: int) -> float:
     return 0.15 * levels / 16
 
 
+def neighbour_mean(codes: torch.Tensor) -> torch.Tensor:
+    """The mean of each value's four neighbours in its (C, h, w) plane, edges replicated."""
+    padded = F.pad(codes[None], (1, 1, 1, 1), mode="replicate")[0]
+    return (padded[:, :-2, 1:-1] + padded[:, 2:, 1:-1] + padded[:, 1:-1, :-2] + padded[:, 1:-1, 2:]) / 4
+
+
 def rate_estimate(codes: torch.Tensor) -> torch.Tensor:
     """Mean estimated bits per symbol of (C, h, w) integer-valued codes, differentiable."""
-    padded = F.pad(codes[None], (1, 1, 1, 1), mode="replicate")[0]
-    neighbours = (padded[:, :-2, 1:-1] + padded[:, 2:, 1:-1] + padded[:, 1:-1, :-2] + padded[:, 1:-1, 2:]) / 4
-    return torch.log2(1 + (codes - neighbours).abs()).mean()
+    return torch.log2(1 + (codes - neighbour_mean(codes)).abs()).mean()
 
 
 def _refine_uniform_tiled(q, latent, target, weight, decoder, factor, steps, lr, objective, between_steps):

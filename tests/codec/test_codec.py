@@ -97,11 +97,8 @@ def test_the_tuned_encoder_beats_taesds_own_with_fewer_bytes(taesd, taesd_own, k
 
     On this crop (encoder v3): 800 B, 28.2 dB against 958 B, 27.2 dB (TAESD's own encoder at 6 bits: 1157 B, 27.3 dB).
     """
-    results = {}
-    for name, model, bits in (("tuned", taesd, 4), ("stock", taesd_own, 5)):
-        codec = Codec(model, CodecConfig(bits=bits))
-        blob = codec.encode(kodak_crop)
-        results[name] = (len(blob), psnr(kodak_crop.pixels, codec.decode(blob).pixels), Codec.info(blob).encoder)
+    results = {name: _size_psnr_encoder(Codec(model, CodecConfig(bits=bits)), kodak_crop)
+               for name, model, bits in (("tuned", taesd, 4), ("stock", taesd_own, 5))}
     assert results["tuned"][2] == "madebyollin/taesd+taesd_encoder_sdfs_v3" and results["stock"][2] == "madebyollin/taesd"
     assert results["tuned"][0] < results["stock"][0], results
     gain = results["tuned"][1] - results["stock"][1]
@@ -113,15 +110,18 @@ def test_the_rate_aware_sd3_encoder_beats_taesd3s_own_with_fewer_bytes(kodak_cro
 
     On this crop (encoder v1): 1567 B, 26.6 dB against 1651 B, 25.6 dB.
     """
-    results = {}
-    for name, tuned in (("tuned", True), ("stock", False)):
-        codec = Codec(load_model("madebyollin/taesd3", device="cpu", tuned_encoder=tuned), CodecConfig(bits=2))
-        blob = codec.encode(kodak_crop)
-        results[name] = (len(blob), psnr(kodak_crop.pixels, codec.decode(blob).pixels), Codec.info(blob).encoder)
+    results = {name: _size_psnr_encoder(Codec(load_model("madebyollin/taesd3", device="cpu", tuned_encoder=tuned),
+                                               CodecConfig(bits=2)), kodak_crop)
+               for name, tuned in (("tuned", True), ("stock", False))}
     assert results["tuned"][2] == "madebyollin/taesd3+taesd3_encoder_sdfs_v1", results
     assert results["tuned"][0] < results["stock"][0], results
     gain = results["tuned"][1] - results["stock"][1]
     assert gain > 0.5, f"the tuned encoder gained only {gain:.2f} dB ({results})"
+
+
+def _size_psnr_encoder(codec: Codec, image) -> tuple[int, float, str]:
+    blob = codec.encode(image)
+    return len(blob), psnr(image.pixels, codec.decode(blob).pixels), Codec.info(blob).encoder
 
 
 def test_taesd3_refuses_taef1_blobs(kodak_crop):
