@@ -393,10 +393,14 @@ def _plots(data: dict, out: Path) -> list[Path]:
 
 
 def codecs_for(model, points: list[str], effort: int) -> dict[str, Codec]:
-    """sdfs rate points from specs: "5" is 5 bits; "4@0.75" is 4 bits of the photo shrunk to 3/4 size."""
+    """sdfs rate points from specs: "5" is 5 bits, "6L" 6 levels; "4@0.75" is 4 bits of the photo shrunk to 3/4 size."""
     codecs = {}
     for spec in points:
-        bits, _, scale = spec.partition("@")
-        name = f"b{bits}" + (f"s{scale}" if scale else "") + (f"e{effort}" if effort else "")
-        codecs[name] = Codec(model, CodecConfig(bits=int(bits), scale=float(scale or 1), effort=effort))
+        depth, _, scale = spec.strip().partition("@")
+        if depth.upper().endswith("L"):
+            name, config = f"l{int(depth[:-1])}", {"levels": int(depth[:-1])}
+        else:
+            name, config = f"b{int(depth)}", {"bits": int(depth)}
+        name += (f"s{scale}" if scale else "") + (f"e{effort}" if effort else "")
+        codecs[name] = Codec(model, CodecConfig(**config, scale=float(scale or 1), effort=effort))
     return codecs

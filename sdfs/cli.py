@@ -72,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     enc.add_argument("inputs", nargs="+", type=Path, help="image files or folders")
     enc.add_argument("-o", "--output", type=Path, required=True, help="output file, or folder for many inputs")
     enc.add_argument("--bits", type=int, default=5, help="bits per latent value, uniform quantiser (2..8)")
+    enc.add_argument("--levels", type=int, help="levels per latent value (2..256) instead of 2^bits: rates between bits")
     enc.add_argument("--quantizer", choices=("uniform", "palette"), default="uniform")
     enc.add_argument("--palette-size", type=int, default=256)
     enc.add_argument("--effort", type=int, default=0, choices=range(5),
@@ -140,8 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="sdfs against JPEG, WebP, AVIF and JPEG XL at equal bytes (needs the [bench] extra)")
     bench.add_argument("folder", type=Path, help="folder of test images (e.g. the Kodak set)")
-    bench.add_argument("--bits", default="3,4,5,6", help="sdfs rate points: comma-separated bits; "
-                       "BITS@SCALE codes the photo shrunk by SCALE (4@0.75)")
+    bench.add_argument("--bits", default="3,4,5,6", help="sdfs rate points: comma-separated bits; NL is N levels "
+                       "(5L); BITS@SCALE codes the photo shrunk by SCALE (4@0.75, 5L@0.75)")
     bench.add_argument("--effort", type=int, default=0, choices=range(5))
     bench.add_argument("--codecs", default="jpeg,webp,avif,jxl", help="conventional codecs: jpeg, webp, avif, jxl")
     bench.add_argument("--metrics", default="psnr,msssim,ssimulacra2")
@@ -160,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_new_store_options(p: argparse.ArgumentParser) -> None:
     """Codec settings recorded in a store when it is created (an existing store keeps its own)."""
     p.add_argument("--bits", type=int, help="codec settings for a new store (see encode)")
+    p.add_argument("--levels", type=int, help="levels per latent value, instead of 2^bits (see encode)")
     p.add_argument("--quantizer", choices=("uniform", "palette"))
     p.add_argument("--effort", type=int, choices=range(5))
     p.add_argument("--scale", type=float, help="code photos shrunk by this (see encode)")
@@ -255,7 +257,7 @@ def run_encode(args) -> int:
     from .codec.entropy import CONTEXT, LZMA
 
     files = _expand(args.inputs)
-    codec = _codec(args, quantizer=args.quantizer, bits=args.bits, palette_size=args.palette_size,
+    codec = _codec(args, quantizer=args.quantizer, bits=args.bits, levels=args.levels, palette_size=args.palette_size,
                    effort=args.effort, coder={"context": CONTEXT, "lzma": LZMA}[args.coder], scale=args.scale)
     tally = Tally()
 
@@ -377,7 +379,7 @@ def run_umount(args) -> int:
 
 
 def _new_store_config(args) -> dict:
-    return {"bits": args.bits, "quantizer": args.quantizer, "effort": args.effort, "scale": args.scale,
+    return {"bits": args.bits, "levels": args.levels, "quantizer": args.quantizer, "effort": args.effort, "scale": args.scale,
             "max_pixels": args.max_pixels, "quality_floor": args.quality_floor}
 
 

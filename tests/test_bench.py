@@ -47,18 +47,18 @@ def test_bench_matches_budgets_and_writes_results(tmp_path):
         pixels = np.asarray(Image.open(KODAK / "kodim19.png").convert("RGB"))[y:y + 176, x:x + 176]
         Image.fromarray(pixels).save(folder / name)
     out = tmp_path / "out"
-    result = sdfs("bench", str(folder), "--bits", "3,6,4@0.5", "--codecs", "jpeg,webp,jxl", "--out", str(out),
+    result = sdfs("bench", str(folder), "--bits", "3,40L,4@0.5", "--codecs", "jpeg,webp,jxl", "--out", str(out),
                   "--jobs", "2")
     assert "BD-rate of sdfs against each codec" in result.stdout and "vs jpeg" in result.stdout
     for name in ("results.csv", "results.json", "rd_psnr.png", "rd_msssim.png", "rd_ssimulacra2.png"):
         assert (out / name).stat().st_size > 0
     rows = list(csv.DictReader(open(out / "results.csv")))
     budgets = {(r["image"], r["point"]): int(r["bytes"]) for r in rows if r["codec"].startswith("sdfs")}
-    assert len(budgets) == 6 and {p for _, p in budgets} == {"b3", "b6", "b4s0.5"}
+    assert len(budgets) == 6 and {p for _, p in budgets} == {"b3", "l40", "b4s0.5"}
     assert all(budgets[(i, "b4s0.5")] < budgets[(i, "b3")] for i in ("a.png", "b.png"))
     conventional = [r for r in rows if not r["codec"].startswith("sdfs")]
     assert conventional, "no conventional codec fitted any budget"
-    assert {r["codec"] for r in conventional if r["point"] == "b6"} == {"jpeg", "webp", "jxl"}
+    assert {r["codec"] for r in conventional if r["point"] == "l40"} == {"jpeg", "webp", "jxl"}
     for r in conventional:
         assert int(r["bytes"]) <= budgets[(r["image"], r["point"])]
         assert float(r["psnr"]) > 15 and float(r["msssim"]) > 0.5 and not math.isnan(float(r["ssimulacra2"]))

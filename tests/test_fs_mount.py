@@ -145,17 +145,18 @@ def test_a_read_is_served_while_a_refining_encode_runs(tmp_path):
         assert still_encoding, "the read waited for the refining encode to finish"
 
 
-def test_a_store_made_with_scale_keeps_photos_shrunk_and_serves_them_full_size(tmp_path):
+def test_a_store_made_with_scale_and_levels_keeps_photos_shrunk_and_serves_them_full_size(tmp_path):
     store, mnt = tmp_path / "store", tmp_path / "mnt"
     crop = np.asarray(Image.open(KODAK / "kodim19.png").convert("RGB"))[200:392, 200:392]
     Image.fromarray(crop).save(tmp_path / "photo.png")
-    for name, options in {"full": (), "half": ("--scale", "0.5")}.items():
+    for name, options in {"full": (), "half": ("--scale", "0.5", "--levels", "24")}.items():
         sdfs("encode", str(tmp_path / "photo.png"), "-o", str(tmp_path / f"{name}.sdl"), "-q", *options)
-    with mounted(store, mnt, "--scale", "0.5", "--quality-floor", "off"):
+    with mounted(store, mnt, "--scale", "0.5", "--levels", "24", "--quality-floor", "off"):
         shutil.copy(tmp_path / "photo.png", mnt / "photo.png")
         wait_for_encoder(mnt)
         stored = int(os.getxattr(mnt / "photo.png", "user.sdfs.stored_bytes"))
         served = np.asarray(Image.open(mnt / "photo.png"))
     assert stored == (tmp_path / "half.sdl").stat().st_size < 0.6 * (tmp_path / "full.sdl").stat().st_size
-    assert "192x192 (coded at 96x96) RGB" in sdfs("info", str(tmp_path / "half.sdl")).stdout
+    info = sdfs("info", str(tmp_path / "half.sdl")).stdout
+    assert "192x192 (coded at 96x96) RGB" in info and "uniform 24 levels" in info
     assert served.shape == crop.shape and psnr(served, crop) > 20

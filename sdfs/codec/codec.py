@@ -35,6 +35,7 @@ class CodecError(ValueError):
 class CodecConfig:
     quantizer: str = "uniform"
     bits: int = 5
+    levels: int | None = None  # uniform quantiser's levels per value (2..256): overrides bits, for rates between them
     palette_size: int = 256
     effort: int = 0
     structure_weight: float = STRUCTURE_WEIGHT  # effort's refinement: weight of (1 - MS-SSIM)
@@ -77,7 +78,7 @@ class Codec:
         if not 0 < self.config.scale <= 1:
             raise ValueError(f"scale must be in (0, 1], not {self.config.scale}")
         self.quantizer = make_quantizer(self.config.quantizer, self.config.bits, self.config.palette_size,
-                                        self.config.seed)
+                                        self.config.seed, self.config.levels)
         self.steps = steps_for_effort(self.config.effort)
         self.objective = Objective(self.config.structure_weight, self.config.rate_weight)
         self.last_reports: list[RefineReport] = []

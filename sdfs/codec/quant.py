@@ -1,6 +1,7 @@
 """Latent quantisers: latent (C, h, w) float -> integer symbol planes plus a small parameter table.
 
-* ``uniform``: per-channel scalar quantisation at B bits over the channel's range.
+* ``uniform``: per-channel scalar quantisation at B bits (2^B levels, or any number of levels
+  from 2 to 256) over the channel's range.
 * ``palette``: the seed's method, N latent vectors chosen per image (k-means) with
   Floyd-Steinberg dithering on the latent grid; symbols are palette indices.
 
@@ -17,6 +18,7 @@ import torch
 
 UNIFORM, PALETTE = 1, 2
 KIND_NAMES = {UNIFORM: "uniform", PALETTE: "palette"}
+MAX_UNIFORM_LEVELS = 256
 
 
 class QuantError(ValueError):
@@ -56,7 +58,7 @@ class QuantizedLatent:
         cols = 2 if kind == UNIFORM else channels
         if kind not in KIND_NAMES:
             raise QuantError(f"unknown quantiser kind {kind}")
-        if kind == UNIFORM and (rows != channels or not 2 <= levels <= 256):
+        if kind == UNIFORM and (rows != channels or not 2 <= levels <= MAX_UNIFORM_LEVELS):
             raise QuantError(f"uniform quantiser with {rows} rows for {channels} channels, {levels} levels")
         if kind == PALETTE and (rows != levels or not 2 <= levels <= 4096):
             raise QuantError(f"palette of {rows} entries for {levels} levels")
@@ -75,15 +77,18 @@ def uniform_grid(table: np.ndarray, levels: int) -> tuple[np.ndarray, np.ndarray
 
 
 class UniformQuantizer:
-    """Per-channel uniform scalar quantiser at ``bits`` bits."""
+    """Per-channel uniform scalar quantiser: 2^``bits`` levels, or ``levels`` (2..256) for rates between bits."""
 
     kind = UNIFORM
 
-    def __init__(self, bits: int = 6) -> None:
-        if not 2 <= bits <= 8:
-            raise QuantError(f"bits must be 2..8, not {bits}")
-        self.bits = bits
-        self.levels = 1 << bits
+    def __init__(self, bits: int = 6, levels: int | None = None) -> None:
+        if levels is None:
+            if not 2 <= bits <= 8:
+                raise QuantError(f"bits must be 2..8, not {bits}")
+            levels = 1 << bits
+        if not 2 <= levels <= MAX_UNIFORM_LEVELS:
+            raise QuantError(f"levels must be 2..{MAX_UNIFORM_LEVELS}, not {levels}")
+        self.levels = levels
 
     def quantize(self, latent: np.ndarray) -> QuantizedLatent:
         flat = latent.reshape(latent.shape[0], -1)
@@ -194,9 +199,9 @@ def _dither(latent: np.ndarray, palette: np.ndarray) -> np.ndarray:
     return out.reshape(-1)
 
 
-def make_quantizer(name: str, bits: int = 6, palette_size: int = 256, seed: int = 0):
+def make_quantizer(name: str, bits: int = 6, palette_size: int = 256, seed: int = 0, levels: int | None = None):
     if name == "uniform":
-        return UniformQuantizer(bits)
+        return UniformQuantizer(bits, levels)
     if name == "palette":
         return PaletteQuantizer(palette_size, seed=seed)
     raise QuantError(f"unknown quantiser {name!r} (uniform or palette)")

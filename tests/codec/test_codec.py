@@ -52,6 +52,17 @@ def test_settings_roundtrip(taesd, kodak_crop, config):
     assert psnr(codec.decode(codec.encode(kodak_crop)).pixels, kodak_crop.pixels) > 20
 
 
+def test_levels_between_whole_bits_give_sizes_and_quality_between_them(taesd, kodak_crop):
+    sizes, quality = [], []
+    for config in (dict(bits=4), dict(levels=24), dict(bits=5)):
+        codec = Codec(taesd, CodecConfig(**config))
+        blob = codec.encode(kodak_crop)
+        sizes.append(len(blob))
+        quality.append(psnr(codec.decode(blob).pixels, kodak_crop.pixels))
+        assert Codec.info(blob).levels == config.get("levels", 2 ** config.get("bits", 0))
+    assert sizes[0] < sizes[1] < sizes[2] and quality[0] < quality[1]
+
+
 def test_a_latent_of_the_shrunk_photo_decodes_at_full_size_for_far_fewer_bytes(taesd, kodak_crop):
     full, half = (Codec(taesd, CodecConfig(bits=4, scale=s)) for s in (1.0, 0.5))
     small = half.encode(kodak_crop)

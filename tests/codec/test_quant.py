@@ -22,6 +22,21 @@ def test_uniform_bits_out_of_range():
     for bits in (1, 9):
         with pytest.raises(QuantError):
             UniformQuantizer(bits)
+    for levels in (1, 257):
+        with pytest.raises(QuantError):
+            UniformQuantizer(levels=levels)
+
+
+@pytest.mark.parametrize("levels", [2, 3, 5, 24])
+def test_any_number_of_levels_spans_each_channels_range(levels):
+    z = latent()
+    q = UniformQuantizer(bits=8, levels=levels).quantize(z)  # levels overrides bits
+    assert q.levels == levels and set(np.unique(q.symbols)) <= set(range(levels))
+    assert (q.symbols.min(axis=(1, 2)) == 0).all() and (q.symbols.max(axis=(1, 2)) == levels - 1).all()
+    step = (z.max(axis=(1, 2)) - z.min(axis=(1, 2))) / (levels - 1)
+    assert (np.abs(q.dequantize() - z).max(axis=(1, 2)) <= step * 0.52 + 1e-3).all()
+    kind, parsed, table = QuantizedLatent.parse_params(q.params_bytes(), 4)
+    assert parsed == levels and np.array_equal(table, q.table)
 
 
 def test_params_roundtrip():

@@ -1,0 +1,45 @@
+"""Experiment: the shipped codec's rate points at any number of levels, effort and scale.
+
+    cd benchmarks && HF_HUB_CACHE=../../shared/hf/hub HF_HUB_OFFLINE=1 ../.venv/bin/python rate_points.py \
+        --model madebyollin/taesd --levels 12,16,20,24,32,48 --images 8 [--efforts 0,1] [--crop 0] [--scale 1]
+
+For each (levels, effort), encodes the first ``--images`` Kodak images (or centre crops of
+``--crop`` pixels) with the model's default encoder and the restoration filter, and prints mean
+bpp, PSNR and SSIMULACRA2 and the seconds the encodes and decodes took. docs/BENCHMARKS.md
+records the outcome.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from restoration_filter import SHARED, scores  # run from benchmarks/
+
+from sdfs.bench import centre_crop
+from sdfs.codec import Codec, CodecConfig, ImageData, load_model, read_image
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model", default="madebyollin/taesd")
+    parser.add_argument("--levels", default="16,32", help="comma-separated levels per latent value")
+    parser.add_argument("--efforts", default="0")
+    parser.add_argument("--images", type=int, default=8)
+    parser.add_argument("--crop", type=int, default=0)
+    parser.add_argument("--scale", type=float, default=1.0)
+    args = parser.parse_args()
+    files = sorted((SHARED / "data" / "kodak").glob("*.png"))[:args.images]
+    images = [ImageData(centre_crop(read_image(f).rgb(), args.crop)) for f in files]
+    model = load_model(args.model, device="cpu")
+    print(f"{len(images)} Kodak images (crop {args.crop or 'none'}, scale {args.scale}), {args.model}, "
+          f"{model.encoder_name}: bpp / PSNR / SSIMULACRA2 / encode+decode s")
+    for levels in (int(v) for v in args.levels.split(",")):
+        for effort in (int(e) for e in args.efforts.split(",")):
+            config = CodecConfig(levels=levels, effort=effort, scale=args.scale)
+            bpp, psnr, ssim2, seconds = scores(Codec(model, config), images)
+            print(f"{levels:3d} levels effort {effort}: {bpp:.3f} / {psnr:.2f} / {ssim2:6.1f} / {seconds:5.0f}",
+                  flush=True)
+
+
+if __name__ == "__main__":
+    main()
