@@ -29,13 +29,17 @@ from sdfs.codec import entropy as E
 from sdfs.codec.quant import UniformQuantizer
 
 
-def latents() -> list[np.ndarray]:
-    codec = Codec(load_model("madebyollin/taesd", device="cpu"), CodecConfig())
+def latents(model: str = "madebyollin/taesd", images: int = 24) -> list[np.ndarray]:
+    codec = Codec(load_model(model, device="cpu"), CodecConfig())
     out = []
-    for number in range(1, 25):
+    for number in range(1, images + 1):
         image = read_image(SHARED / "data" / "kodak" / f"kodim{number:02d}.png")
         out.append(codec._encode_tensors([codec._to_tensor(image.rgb())])[0])
     return out
+
+
+PREVIOUS = {"3 previous planes": 3, "4 previous planes": 4, "all previous planes": 64}
+VARIANTS = ("sdfs", "3 previous planes", "residual activity", "Laplace mixture", "oracle histograms")
 
 
 def group(coder: E._ContextCoder, known: np.ndarray, plane: int, phase: int, previous: int) -> E._Group:
@@ -70,7 +74,7 @@ def group_bits(coder, g: E._Group, target: np.ndarray, variant: str, activity: n
     buckets = E._bucket(g.activity if activity is None else activity)
     nearest = base + (frac >= (1 << (E.WEIGHT_BITS - 1)))
     residual = target - nearest
-    side = 8 * len(E._pack_group(weights, 0, 0))
+    side = 0 if variant == "free side information" else 8 * len(E._pack_group(weights, 0, 0))
     if variant == "oracle histograms":
         bits = 0.0
         for b in np.unique(buckets):
@@ -99,7 +103,7 @@ def bits_per_value(all_latents: list[np.ndarray], bits: int, variant: str) -> fl
         coder = E._ContextCoder(symbols.shape, 1 << bits)
         known, misses = np.zeros_like(symbols), np.zeros_like(symbols)
         for plane, phase in coder.groups():
-            g = group(coder, known, plane, phase, 3 if variant == "3 previous planes" else 2)
+            g = group(coder, known, plane, phase, PREVIOUS.get(variant, 2))
             activity = None
             if variant == "residual activity" and plane > 0:
                 missed = misses[:plane].sum(axis=0)
@@ -115,11 +119,14 @@ def bits_per_value(all_latents: list[np.ndarray], bits: int, variant: str) -> fl
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--bits", default="4,5")
+    parser.add_argument("--model", default="madebyollin/taesd")
+    parser.add_argument("--images", type=int, default=24, help="the first N Kodak images")
+    parser.add_argument("--variants", default=",".join(VARIANTS[1:]))
     args = parser.parse_args()
     torch.set_num_threads(2)
-    all_latents = latents()
-    variants = ("sdfs", "3 previous planes", "residual activity", "Laplace mixture", "oracle histograms")
-    print("bits per latent value, 24 Kodak images (change against sdfs's coder)")
+    all_latents = latents(args.model, args.images)
+    variants = ("sdfs", *args.variants.split(","))
+    print(f"bits per latent value, {args.images} Kodak images, {args.model} (change against sdfs's coder)")
     for bits in map(int, args.bits.split(",")):
         ours = bits_per_value(all_latents, bits, "sdfs")
         row = [f"{bits} bits: sdfs {ours:.4f}"]

@@ -1,6 +1,7 @@
 """Experiment: can the decoder guess part of the quantisation error from the symbols around it?
 
     cd benchmarks && HF_HUB_CACHE=../../shared/hf/hub HF_HUB_OFFLINE=1 ../.venv/bin/python latent_denoiser.py --bits 3,4
+    ... latent_denoiser.py --model madebyollin/taesd3 --levels 4,5,6
 
 A fixed linear "latent denoiser" (no bytes in the blob): per channel, the quantisation error in
 steps is predicted from the 3x3 neighbourhood of symbols in all four channels. It is fitted on
@@ -38,20 +39,24 @@ def to_pixels(image: torch.Tensor) -> np.ndarray:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--bits", default="3,4")
+    parser.add_argument("--levels", help="levels per value instead of --bits (4,5,6)")
+    parser.add_argument("--model", default="madebyollin/taesd")
     args = parser.parse_args()
-    model = load_model("madebyollin/taesd", device="cpu")
+    model = load_model(args.model, device="cpu")
     photos = {n: read_image(SHARED / "data" / "kodak" / f"kodim{n:02d}.png").rgb() for n in range(1, 25)}
     latents = {n: model.encode(Codec._to_tensor(p))[0].numpy() for n, p in photos.items()}
-    for bits in map(int, args.bits.split(",")):
+    depths = [int(v) for v in args.levels.split(",")] if args.levels else [1 << int(b) for b in args.bits.split(",")]
+    for levels in depths:
         cases = {}
         for n, latent in latents.items():
-            q = UniformQuantizer(bits).quantize(latent)
+            q = UniformQuantizer(levels=levels).quantize(latent)
             _, step = uniform_grid(q.table.astype(np.float32), q.levels)
             error = ((latent - q.dequantize()) / step[:, None, None]).reshape(len(step), -1)
             cases[n] = (neighbourhoods(q.symbols.astype(np.float64), q.levels), error, q, step)
         train, test = [n for n in cases if n % 2], [n for n in cases if not n % 2]
         weights = [np.linalg.lstsq(np.concatenate([cases[n][0] for n in train]),
-                                   np.concatenate([cases[n][1][c] for n in train]), rcond=None)[0] for c in range(4)]
+                                   np.concatenate([cases[n][1][c] for n in train]), rcond=None)[0]
+                   for c in range(len(latents[1]))]
         before = after = gain = 0.0
         for n in test:
             design, error, q, step = cases[n]
@@ -62,8 +67,8 @@ def main() -> None:
             scores = [psnr(photos[n], to_pixels(model.decode(torch.from_numpy(z.astype(np.float32))[None])))
                       for z in (plain, corrected)]
             gain += scores[1] - scores[0]
-            print(f"{bits} bits kodim{n:02d}: {scores[0]:.2f} -> {scores[1]:.2f} dB", flush=True)
-        print(f"{bits} bits: removes {100 * (1 - after / before):.1f} % of the latent's quantisation error on the "
+            print(f"{levels} levels kodim{n:02d}: {scores[0]:.2f} -> {scores[1]:.2f} dB", flush=True)
+        print(f"{levels} levels: removes {100 * (1 - after / before):.1f} % of the latent's quantisation error on the "
               f"even images; PSNR {gain / len(test):+.3f} dB on average")
 
 
