@@ -61,7 +61,7 @@ from PIL import Image, ImageOps
 
 from sdfs.codec import load_model
 from sdfs.codec.models import load_encoder_weights, save_encoder
-from sdfs.codec.optimize import Objective, neighbour_mean
+from sdfs.codec.optimize import Objective, estimated_bits
 
 SHARED = Path(os.environ.get("SDFS_SHARED", Path(__file__).resolve().parents[2] / "shared"))
 SKIMAGE_PHOTOS = ("astronaut.png", "chelsea.png", "coffee.png", "motorcycle_left.png", "motorcycle_right.png",
@@ -130,23 +130,13 @@ def quantised(z: torch.Tensor, levels: int) -> torch.Tensor:
 
 
 def estimated_bpp(z: torch.Tensor, levels: int, grid_of: torch.Tensor | None = None, factor: int = 8) -> torch.Tensor:
-    """Differentiable estimate of the context coder's bits per pixel for latents ``z`` on the grid of ``levels``.
-
-    Each code's distance from the mean of its four neighbours is coded against a discrete Laplace
-    distribution whose scale is that plane's mean distance: the coder's model, less its other-plane
-    context and its local scales. Give ``z`` with its quantisation noise, as the decoder sees it, and
-    the latent whose range sets the grid as ``grid_of``."""
+    """Differentiable estimate of the context coder's bits per pixel for latents ``z`` on the grid of ``levels``
+    (``sdfs.codec.optimize.estimated_bits``). Give ``z`` with its quantisation noise, as the decoder sees it,
+    and the latent whose range sets the grid as ``grid_of``."""
     low, step = grid(z if grid_of is None else grid_of, levels)
-    codes = (z - low) / step
     batch, channels, height, width = z.shape
-    planes = codes.reshape(batch * channels, height, width)
-    distance = (planes - neighbour_mean(planes)).abs()
-    scale = distance.mean(dim=(1, 2), keepdim=True).clamp_min(0.02)
-    # the probability of the unit bin around each distance, in two pieces that stay finite
-    near = 1 - torch.exp(-0.5 / scale) * torch.cosh(distance.clamp(max=0.5) / scale)
-    far = torch.exp(-(distance.clamp(min=0.5) - 0.5) / scale) * 0.5 * (1 - torch.exp(-1 / scale))
-    probability = torch.where(distance < 0.5, near, far).clamp_min(1e-9)
-    return -torch.log2(probability).sum() / (batch * height * width * factor ** 2)
+    planes = ((z - low) / step).reshape(batch * channels, height, width)
+    return estimated_bits(planes) / (batch * height * width * factor ** 2)
 
 
 @torch.no_grad()

@@ -1,9 +1,10 @@
 """Experiment: the shipped codec's rate points at any number of levels, effort and scale.
 
     cd benchmarks && HF_HUB_CACHE=../../shared/hf/hub HF_HUB_OFFLINE=1 ../.venv/bin/python rate_points.py \
-        --model madebyollin/taesd --levels 12,16,20,24,32,48 --images 8 [--efforts 0,1] [--crop 0] [--scale 1]
+        --model madebyollin/taesd --levels 12,16,20,24,32,48 --images 8 [--efforts 0,1] [--crop 0] [--scale 1] \
+        [--rate-weights 0,0.03]
 
-For each (levels, effort), encodes the first ``--images`` Kodak images (or centre crops of
+For each (levels, effort, refinement's rate weight), encodes the first ``--images`` Kodak images (or centre crops of
 ``--crop`` pixels) with the model's default encoder and the restoration filter, and prints mean
 bpp, PSNR and SSIMULACRA2 and the seconds the encodes and decodes took. docs/BENCHMARKS.md
 records the outcome.
@@ -27,18 +28,21 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=8)
     parser.add_argument("--crop", type=int, default=0)
     parser.add_argument("--scale", type=float, default=1.0)
+    parser.add_argument("--rate-weights", help="refinement's rate weights to try (default: CodecConfig's)")
     args = parser.parse_args()
     files = sorted((SHARED / "data" / "kodak").glob("*.png"))[:args.images]
     images = [ImageData(centre_crop(read_image(f).rgb(), args.crop)) for f in files]
     model = load_model(args.model, device="cpu")
     print(f"{len(images)} Kodak images (crop {args.crop or 'none'}, scale {args.scale}), {args.model}, "
           f"{model.encoder_name}: bpp / PSNR / SSIMULACRA2 / encode+decode s")
+    rates = [float(r) for r in args.rate_weights.split(",")] if args.rate_weights else [CodecConfig.rate_weight]
     for levels in (int(v) for v in args.levels.split(",")):
         for effort in (int(e) for e in args.efforts.split(",")):
-            config = CodecConfig(levels=levels, effort=effort, scale=args.scale)
-            bpp, psnr, ssim2, seconds = scores(Codec(model, config), images)
-            print(f"{levels:3d} levels effort {effort}: {bpp:.3f} / {psnr:.2f} / {ssim2:6.1f} / {seconds:5.0f}",
-                  flush=True)
+            for rate in rates if effort else [0.0]:
+                config = CodecConfig(levels=levels, effort=effort, scale=args.scale, rate_weight=rate)
+                bpp, psnr, ssim2, seconds = scores(Codec(model, config), images)
+                print(f"{levels:3d} levels effort {effort} rate weight {rate:g}: {bpp:.3f} / {psnr:.2f} / "
+                      f"{ssim2:6.1f} / {seconds:5.0f}", flush=True)
 
 
 if __name__ == "__main__":

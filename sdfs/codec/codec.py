@@ -17,7 +17,7 @@ from . import entropy, postfilter
 from .container import Blob, ContainerError
 from .images import DEFAULT_MAX_PIXELS, ImageData, pad_offsets, pad_to_multiple, padded_size, read_image, rgb_to_grey
 from .models import DEFAULT_MODEL, LatentModel, load_model
-from .optimize import STRUCTURE_WEIGHT, Objective, RefineReport, refine, steps_for_effort
+from .optimize import RATE_WEIGHT, STRUCTURE_WEIGHT, Objective, RefineReport, refine, steps_for_effort
 from .quant import QuantError, QuantizedLatent, make_quantizer
 from .tiling import run_tiled
 
@@ -39,7 +39,7 @@ class CodecConfig:
     palette_size: int = 256
     effort: int = 0
     structure_weight: float = STRUCTURE_WEIGHT  # effort's refinement: weight of (1 - MS-SSIM)
-    rate_weight: float = 0.0  # effort's refinement: weight of the rate term (measured to lose)
+    rate_weight: float = RATE_WEIGHT  # effort's refinement: weight of its estimate of bits per pixel
     restoration: bool = True  # fit a decoder-side restoration filter (costs the encoder one decode)
     coder: int = entropy.CONTEXT
     seed: int = 0

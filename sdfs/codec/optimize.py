@@ -10,9 +10,10 @@ loss. Runs are deterministic for a given seed on a given device.
 The objective is squared error (weighted by alpha where there is one) plus
 ``structure_weight`` times (1 - MS-SSIM): the structural term keeps texture and edges that
 squared error alone trades for blur, lifting SSIMULACRA2 by 3-5 points at under 0.1 dB of
-PSNR on Kodak crops (docs/BENCHMARKS.md). ``rate_weight`` adds a rate term to the uniform
-quantiser's objective, a differentiable estimate of the context coder's bits (log2 of 1 + each
-symbol's distance from the mean of its four neighbours); it was measured to lose and is off.
+PSNR on Kodak crops (docs/BENCHMARKS.md). ``rate_weight`` adds, for the uniform quantiser, that
+weight times an estimate of the context coder's bits per pixel (``estimated_bits``), the same
+trade the rate-aware encoders were trained with: without it refinement spends 10-16 % more bytes
+on sd3 latents and loses at equal bytes; with it the size stays put and the gain is kept.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ EFFORT_STEPS = {0: 0, 1: 10, 2: 30, 3: 60, 4: 150}
 OPT_TILE = 96  # latent cells per side optimised in one piece (768 px)
 OPT_MARGIN = 4
 STRUCTURE_WEIGHT = 0.1
+RATE_WEIGHT = 0.03
 SSIM_WINDOW = 7
 
 
@@ -47,7 +49,7 @@ class Objective:
     """What refinement minimises, besides the (alpha-weighted) squared error."""
 
     structure_weight: float = STRUCTURE_WEIGHT  # times (1 - MS-SSIM)
-    rate_weight: float = 0.0  # times estimated bits per symbol (uniform quantiser only)
+    rate_weight: float = RATE_WEIGHT  # times estimated bits per pixel (uniform quantiser only)
 
     def distortion(self, image: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
         loss = _weighted_mse(image, target, weight)
@@ -129,9 +131,19 @@ def neighbour_mean(codes: torch.Tensor) -> torch.Tensor:
     return (padded[:, :-2, 1:-1] + padded[:, 2:, 1:-1] + padded[:, 1:-1, :-2] + padded[:, 1:-1, 2:]) / 4
 
 
-def rate_estimate(codes: torch.Tensor) -> torch.Tensor:
-    """Mean estimated bits per symbol of (C, h, w) integer-valued codes, differentiable."""
-    return torch.log2(1 + (codes - neighbour_mean(codes)).abs()).mean()
+def estimated_bits(codes: torch.Tensor) -> torch.Tensor:
+    """Differentiable estimate of the context coder's bits for (planes, h, w) codes in quantiser steps.
+
+    Each code's distance from the mean of its four neighbours is coded against a discrete Laplace
+    distribution whose scale is that plane's mean distance: the coder's model, less its other-plane
+    context and its local scales. It tracks real sizes at 55-87 %; the rest is side information.
+    """
+    distance = (codes - neighbour_mean(codes)).abs()
+    scale = distance.mean(dim=(1, 2), keepdim=True).clamp_min(0.02)
+    # the probability of the unit bin around each distance, in two pieces that stay finite
+    near = 1 - torch.exp(-0.5 / scale) * torch.cosh(distance.clamp(max=0.5) / scale)
+    far = torch.exp(-(distance.clamp(min=0.5) - 0.5) / scale) * 0.5 * (1 - torch.exp(-1 / scale))
+    return -torch.log2(torch.where(distance < 0.5, near, far).clamp_min(1e-9)).sum()
 
 
 def _refine_uniform_tiled(q, latent, target, weight, decoder, factor, steps, lr, objective, between_steps):
@@ -165,7 +177,9 @@ def _refine_codes(codes, low, step, levels, target, weight, decoder, steps, lr, 
         codes = quantised()
         latent = low[:, None, None] + codes * step[:, None, None]
         distortion = objective.distortion(decoder(latent[None]), target, weight)
-        return distortion + objective.rate_weight * rate_estimate(codes) if objective.rate_weight else distortion
+        if not objective.rate_weight:
+            return distortion
+        return distortion + objective.rate_weight * estimated_bits(codes) / (target.shape[-2] * target.shape[-1])
 
     def snapshot():
         return quantised().detach().cpu().numpy().astype(np.int32)

@@ -23,6 +23,16 @@ def test_effort_improves_quality_at_about_the_same_size(taesd, crop, quantizer):
     assert report.loss_after < report.loss_before
 
 
+def test_the_rate_term_trades_quality_for_bytes(taesd, kodak_crop):
+    results = []
+    for rate_weight in (0.0, 0.3):
+        codec = Codec(taesd, CodecConfig(bits=5, effort=1, rate_weight=rate_weight))
+        blob = codec.encode(kodak_crop)
+        results.append((len(blob), psnr(codec.decode(blob).pixels, kodak_crop.pixels)))
+    (free_bytes, free_psnr), (paid_bytes, paid_psnr) = results
+    assert paid_bytes < 0.97 * free_bytes and paid_psnr < free_psnr
+
+
 def test_effort_is_deterministic(taesd, crop):
     codec = Codec(taesd, CodecConfig(bits=5, effort=1))
     assert codec.encode(crop) == codec.encode(crop)
