@@ -72,7 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     enc.add_argument("inputs", nargs="+", type=Path, help="image files or folders")
     enc.add_argument("-o", "--output", type=Path, required=True, help="output file, or folder for many inputs")
     enc.add_argument("--bits", type=int, default=5, help="bits per latent value, uniform quantiser (2..8)")
-    enc.add_argument("--levels", type=int, help="levels per latent value (2..256) instead of 2^bits: rates between bits")
+    enc.add_argument("--levels", type=int,
+                     help="levels per latent value (2..256) instead of 2^bits: rates between bits")
     enc.add_argument("--quantizer", choices=("uniform", "palette"), default="uniform")
     enc.add_argument("--palette-size", type=int, default=256)
     enc.add_argument("--effort", type=int, default=0, choices=range(5),
@@ -257,8 +258,9 @@ def run_encode(args) -> int:
     from .codec.entropy import CONTEXT, LZMA
 
     files = _expand(args.inputs)
-    codec = _codec(args, quantizer=args.quantizer, bits=args.bits, levels=args.levels, palette_size=args.palette_size,
-                   effort=args.effort, coder={"context": CONTEXT, "lzma": LZMA}[args.coder], scale=args.scale)
+    codec = _codec(args, quantizer=args.quantizer, bits=args.bits, levels=args.levels,
+                   palette_size=args.palette_size, effort=args.effort,
+                   coder={"context": CONTEXT, "lzma": LZMA}[args.coder], scale=args.scale)
     tally = Tally()
 
     def step(chunk, tally):
@@ -379,8 +381,8 @@ def run_umount(args) -> int:
 
 
 def _new_store_config(args) -> dict:
-    return {"bits": args.bits, "levels": args.levels, "quantizer": args.quantizer, "effort": args.effort, "scale": args.scale,
-            "max_pixels": args.max_pixels, "quality_floor": args.quality_floor}
+    return {"bits": args.bits, "levels": args.levels, "quantizer": args.quantizer, "effort": args.effort,
+            "scale": args.scale, "max_pixels": args.max_pixels, "quality_floor": args.quality_floor}
 
 
 def _store_codec(store, args, config: dict):
