@@ -2,12 +2,12 @@
 
     cd benchmarks && HF_HUB_CACHE=../../shared/hf/hub HF_HUB_OFFLINE=1 ../.venv/bin/python rate_points.py \
         --model madebyollin/taesd --levels 12,16,20,24,32,48 --images 8 [--efforts 0,1] [--crop 0] [--scale 1] \
-        [--rate-weights 0,0.03]
+        [--rate-weights 0,0.03] [--decorrelate 0,1] [--step-exponents 0,-0.75,-1]
 
-For each (levels, effort, refinement's rate weight), encodes the first ``--images`` Kodak images (or centre crops of
-``--crop`` pixels) with the model's default encoder and the restoration filter, and prints mean
-bpp, PSNR and SSIMULACRA2 and the seconds the encodes and decodes took. docs/BENCHMARKS.md
-records the outcome.
+For each (levels, effort, refinement's rate weight, channels or principal components), encodes
+the first ``--images`` Kodak images (or centre crops of ``--crop`` pixels) with the model's
+default encoder and the restoration filter, and prints mean bpp, PSNR and SSIMULACRA2 and the
+seconds the encodes and decodes took. docs/BENCHMARKS.md records the outcome.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import argparse
 from restoration_filter import SHARED, scores  # run from benchmarks/
 
 from sdfs.bench import centre_crop
-from sdfs.codec import Codec, CodecConfig, ImageData, load_model, read_image
+from sdfs.codec import Codec, CodecConfig, ImageData, load_model, quant, read_image
 
 
 def main() -> None:
@@ -29,6 +29,10 @@ def main() -> None:
     parser.add_argument("--crop", type=int, default=0)
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--rate-weights", help="refinement's rate weights to try (default: CodecConfig's)")
+    parser.add_argument("--decorrelate", default="1",
+                        help="0 and/or 1: code the channels or their principal components")
+    parser.add_argument("--step-exponents", default=str(quant.STEP_EXPONENT),
+                        help="rotated quantiser: a component's step ~ its span ** this (0: one step for all)")
     args = parser.parse_args()
     files = sorted((SHARED / "data" / "kodak").glob("*.png"))[:args.images]
     images = [ImageData(centre_crop(read_image(f).rgb(), args.crop)) for f in files]
@@ -39,10 +43,15 @@ def main() -> None:
     for levels in (int(v) for v in args.levels.split(",")):
         for effort in (int(e) for e in args.efforts.split(",")):
             for rate in rates if effort else [0.0]:
-                config = CodecConfig(levels=levels, effort=effort, scale=args.scale, rate_weight=rate)
-                bpp, psnr, ssim2, seconds = scores(Codec(model, config), images)
-                print(f"{levels:3d} levels effort {effort} rate weight {rate:g}: {bpp:.3f} / {psnr:.2f} / "
-                      f"{ssim2:6.1f} / {seconds:5.0f}", flush=True)
+                for decorrelate in (bool(int(d)) for d in args.decorrelate.split(",")):
+                    for exponent in (float(e) for e in args.step_exponents.split(",")) if decorrelate else [0.0]:
+                        quant.STEP_EXPONENT = exponent  # read by RotatedQuantizer.quantize
+                        config = CodecConfig(levels=levels, effort=effort, scale=args.scale, rate_weight=rate,
+                                             decorrelate=decorrelate)
+                        bpp, psnr, ssim2, seconds = scores(Codec(model, config), images)
+                        coded = f"components, step ~ span^{exponent:g}" if decorrelate else "channels"
+                        print(f"{levels:3d} levels effort {effort} rate weight {rate:g} {coded}: {bpp:.3f} / "
+                              f"{psnr:.2f} / {ssim2:6.1f} / {seconds:5.0f}", flush=True)
 
 
 if __name__ == "__main__":

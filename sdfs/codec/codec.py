@@ -18,7 +18,8 @@ from .container import Blob, ContainerError
 from .images import DEFAULT_MAX_PIXELS, ImageData, pad_offsets, pad_to_multiple, padded_size, read_image, rgb_to_grey
 from .models import DEFAULT_MODEL, LatentModel, load_model
 from .optimize import RATE_WEIGHT, STRUCTURE_WEIGHT, Objective, RefineReport, refine, steps_for_effort
-from .quant import QuantError, QuantizedLatent, make_quantizer
+from .quant import PALETTE, QuantError, QuantizedLatent, make_quantizer
+from .rotations import NO_ROTATION, rotation_for_family
 from .tiling import run_tiled
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,7 @@ class CodecConfig:
     bits: int = 5
     levels: int | None = None  # uniform quantiser's levels per value (2..256): overrides bits, for rates between them
     palette_size: int = 256
+    decorrelate: bool = True  # uniform: code the family's principal components where sdfs ships a rotation (sd3)
     effort: int = 0
     structure_weight: float = STRUCTURE_WEIGHT  # effort's refinement: weight of (1 - MS-SSIM)
     rate_weight: float = RATE_WEIGHT  # effort's refinement: weight of its estimate of bits per pixel
@@ -77,8 +79,9 @@ class Codec:
         self.config = config or CodecConfig()
         if not 0 < self.config.scale <= 1:
             raise ValueError(f"scale must be in (0, 1], not {self.config.scale}")
+        rotation = rotation_for_family(model.family.name) if self.config.decorrelate else NO_ROTATION
         self.quantizer = make_quantizer(self.config.quantizer, self.config.bits, self.config.palette_size,
-                                        self.config.seed, self.config.levels)
+                                        self.config.seed, self.config.levels, rotation)
         self.steps = steps_for_effort(self.config.effort)
         self.objective = Objective(self.config.structure_weight, self.config.rate_weight)
         self.last_reports: list[RefineReport] = []
@@ -217,15 +220,15 @@ class Codec:
 
     def _latent_of(self, blob: Blob) -> torch.Tensor:
         try:
-            kind, levels, table = QuantizedLatent.parse_params(blob.quantizer, blob.channels)
-            planes = blob.channels if kind == 1 else 1
+            q = QuantizedLatent.parse_params(blob.quantizer, blob.channels)
+            planes = 1 if q.kind == PALETTE else blob.channels
             shape = (planes, blob.latent_height, blob.latent_width)
-            symbols = entropy.decode(blob.payload, shape, levels, blob.coder)
+            q.symbols = entropy.decode(blob.payload, shape, q.levels, blob.coder)
         except (QuantError, entropy.EntropyError) as exc:
             raise CodecError(str(exc)) from None
-        if kind != 1 and symbols.max(initial=0) >= len(table):
+        if q.kind == PALETTE and q.symbols.max(initial=0) >= len(q.table):
             raise CodecError("palette index out of range")
-        return torch.from_numpy(QuantizedLatent(kind, levels, symbols, table).dequantize())[None]
+        return torch.from_numpy(q.dequantize())[None]
 
     def _decode_latents(self, latents: list[torch.Tensor]) -> list[torch.Tensor]:
         out: list[torch.Tensor | None] = [None] * len(latents)
@@ -261,11 +264,11 @@ class Codec:
     def info(data: bytes) -> BlobInfo:
         """Read a blob's header without decoding it."""
         blob = Blob.from_bytes(data)
-        kind, levels, _ = QuantizedLatent.parse_params(blob.quantizer, blob.channels)
+        q = QuantizedLatent.parse_params(blob.quantizer, blob.channels)
         return BlobInfo(
             family=blob.family, encoder=blob.encoder, width=blob.width, height=blob.height,
             mode=blob.mode + ("A" if blob.alpha is not None else ""),
-            quantizer={1: "uniform", 2: "palette"}[kind], levels=levels,
+            quantizer=q.name, levels=q.requested_levels,
             coder=entropy.CODER_NAMES.get(blob.coder, str(blob.coder)),
             latent_shape=(blob.channels, blob.latent_height, blob.latent_width), bytes=len(data),
             coded_size=blob.coded_size, restoration=postfilter.describe(blob.restoration),

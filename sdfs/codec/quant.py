@@ -2,6 +2,8 @@
 
 * ``uniform``: per-channel scalar quantisation at B bits (2^B levels, or any number of levels
   from 2 to 256) over the channel's range.
+* ``rotated uniform``: the same on the family's principal components (a fixed rotation of the
+  channels, ``rotations.py``), finer steps for the stronger ones; what ``uniform`` codes for sd3.
 * ``palette``: the seed's method, N latent vectors chosen per image (k-means) with
   Floyd-Steinberg dithering on the latent grid; symbols are palette indices.
 
@@ -16,9 +18,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-UNIFORM, PALETTE = 1, 2
-KIND_NAMES = {UNIFORM: "uniform", PALETTE: "palette"}
+from .rotations import NO_ROTATION, RotationError, rotation_matrix
+
+UNIFORM, PALETTE, ROTATED = 1, 2, 3
+KIND_NAMES = {UNIFORM: "uniform", PALETTE: "palette", ROTATED: "rotated uniform"}
 MAX_UNIFORM_LEVELS = 256
+MAX_ROTATED_SYMBOLS = 1024  # the strongest component spans many more steps than any channel
+STEP_EXPONENT = -1.0  # a component's step ~ its span ** this (0: one step for all; measured in BENCHMARKS.md)
 
 
 class QuantError(ValueError):
@@ -27,47 +33,81 @@ class QuantError(ValueError):
 
 @dataclass
 class QuantizedLatent:
-    """Integer symbols (planes, h, w) with alphabet ``levels`` and the table that maps them back."""
+    """Integer symbols (planes, h, w) with alphabet ``levels`` and the table that maps them back.
+
+    A rotated quantiser's table is per component, ``rotation`` names the rotation and
+    ``nominal_levels`` the levels per channel its step was chosen for (what the user asked).
+    """
 
     kind: int
     levels: int
     symbols: np.ndarray  # int32 (planes, h, w)
-    table: np.ndarray  # float16: uniform (C, 2) = [low, high]; palette (N, C)
+    table: np.ndarray  # float16: uniform (C, 2) = [low, high]; rotated the same per component; palette (N, C)
+    rotation: int = NO_ROTATION
+    nominal_levels: int = 0
 
     @property
     def name(self) -> str:
         return KIND_NAMES[self.kind]
 
+    @property
+    def requested_levels(self) -> int:
+        return self.nominal_levels or self.levels
+
     def dequantize(self) -> np.ndarray:
         """The latent (C, h, w) float32 this decodes to."""
         table = self.table.astype(np.float32)
-        if self.kind == UNIFORM:
-            low, step = uniform_grid(table, self.levels)
-            return (low[:, None, None] + self.symbols.astype(np.float32) * step[:, None, None]).astype(np.float32)
-        return np.ascontiguousarray(table[self.symbols[0]].transpose(2, 0, 1))
+        if self.kind == PALETTE:
+            return np.ascontiguousarray(table[self.symbols[0]].transpose(2, 0, 1))
+        low, step = uniform_grid(table, self.levels)
+        values = (low[:, None, None] + self.symbols.astype(np.float32) * step[:, None, None]).astype(np.float32)
+        if self.kind == ROTATED:
+            matrix = rotation_matrix(self.rotation, len(table))
+            values = (matrix.T @ values.reshape(len(table), -1)).reshape(values.shape)
+        return values
 
     def params_bytes(self) -> bytes:
-        return struct.pack("<BHH", self.kind, self.levels, self.table.shape[0]) + self.table.astype("<f2").tobytes()
+        head = struct.pack("<BHH", self.kind, self.levels, self.table.shape[0])
+        if self.kind == ROTATED:
+            head += struct.pack("<BH", self.rotation, self.nominal_levels)
+        return head + self.table.astype("<f2").tobytes()
 
     @staticmethod
-    def parse_params(data: bytes, channels: int) -> tuple[int, int, np.ndarray]:
-        """Inverse of params_bytes; returns (kind, levels, table). Raises QuantError on nonsense."""
+    def parse_params(data: bytes, channels: int) -> QuantizedLatent:
+        """Inverse of params_bytes, with no symbols yet. Raises QuantError on nonsense."""
         if len(data) < 5:
             raise QuantError("quantiser parameters truncated")
         kind, levels, rows = struct.unpack_from("<BHH", data)
-        cols = 2 if kind == UNIFORM else channels
         if kind not in KIND_NAMES:
             raise QuantError(f"unknown quantiser kind {kind}")
+        offset, rotation, nominal = 5, NO_ROTATION, 0
+        if kind == ROTATED:
+            if len(data) < 8:
+                raise QuantError("quantiser parameters truncated")
+            rotation, nominal = struct.unpack_from("<BH", data, 5)
+            offset = 8
+            _check_rotated(rows, channels, levels, rotation, nominal)
+        cols = channels if kind == PALETTE else 2
         if kind == UNIFORM and (rows != channels or not 2 <= levels <= MAX_UNIFORM_LEVELS):
             raise QuantError(f"uniform quantiser with {rows} rows for {channels} channels, {levels} levels")
         if kind == PALETTE and (rows != levels or not 2 <= levels <= 4096):
             raise QuantError(f"palette of {rows} entries for {levels} levels")
-        if len(data) != 5 + rows * cols * 2:
+        if len(data) != offset + rows * cols * 2:
             raise QuantError("quantiser parameter table has the wrong length")
-        table = np.frombuffer(data, "<f2", offset=5).reshape(rows, cols).astype(np.float16)
+        table = np.frombuffer(data, "<f2", offset=offset).reshape(rows, cols).astype(np.float16)
         if not np.isfinite(table).all():
             raise QuantError("quantiser parameter table holds non-finite values")
-        return kind, levels, table
+        return QuantizedLatent(kind, levels, np.zeros((0, 0, 0), np.int32), table, rotation, nominal)
+
+
+def _check_rotated(rows: int, channels: int, levels: int, rotation: int, nominal: int) -> None:
+    if rows != channels or not 2 <= levels <= MAX_ROTATED_SYMBOLS or not 2 <= nominal <= MAX_UNIFORM_LEVELS:
+        raise QuantError(f"rotated quantiser with {rows} rows for {channels} channels, {levels} symbols, "
+                         f"{nominal} levels")
+    try:
+        rotation_matrix(rotation, channels)
+    except RotationError as exc:
+        raise QuantError(str(exc)) from None
 
 
 def uniform_grid(table: np.ndarray, levels: int) -> tuple[np.ndarray, np.ndarray]:
@@ -102,6 +142,48 @@ class UniformQuantizer:
     def symbols_for(self, latent: np.ndarray, q: QuantizedLatent) -> np.ndarray:
         low, step = uniform_grid(q.table, q.levels)
         codes = (latent - low[:, None, None]) / step[:, None, None]
+        return np.clip(np.rint(codes), 0, q.levels - 1).astype(np.int32)
+
+
+class RotatedQuantizer:
+    """Uniform quantisation of the channels' principal components (a fixed rotation of each cell).
+
+    Each component's step shrinks as its span grows (step ~ 1 / span, STEP_EXPONENT): the strong
+    components carry what the decoder draws, the weak ones can be coarse. The steps' geometric
+    mean is the step ``levels`` (or 2^``bits``) levels give the channels on average, so a setting
+    costs about what the channels cost and looks better (docs/BENCHMARKS.md).
+    """
+
+    kind = ROTATED
+
+    def __init__(self, bits: int = 6, levels: int | None = None, rotation: int = 1) -> None:
+        self.levels = UniformQuantizer(bits, levels).levels
+        self.rotation = rotation
+
+    def quantize(self, latent: np.ndarray) -> QuantizedLatent:
+        channels = latent.shape[0]
+        flat = latent.reshape(channels, -1)
+        step = max(float((flat.max(axis=1) - flat.min(axis=1)).mean()), 1e-3) / (self.levels - 1)
+        components = rotation_matrix(self.rotation, channels) @ flat
+        low = components.min(axis=1)
+        spans = np.maximum(components.max(axis=1) - low, 1e-3)
+        steps = (spans / spans.mean()) ** STEP_EXPONENT
+        steps *= step / np.exp(np.log(steps).mean())
+        needed = float((spans / steps).max()) + 1
+        if needed > MAX_ROTATED_SYMBOLS:  # very many levels: coarsen every step alike to fit the coder
+            steps *= needed / MAX_ROTATED_SYMBOLS
+        symbols = min(max(int(np.ceil((spans / steps).max())) + 1, 2), MAX_ROTATED_SYMBOLS)
+        table = np.stack([low, low + steps * (symbols - 1)], axis=1).astype(np.float16)
+        q = QuantizedLatent(ROTATED, symbols, np.zeros((1,), np.int32), table, self.rotation, self.levels)
+        q.symbols = self.symbols_for(latent, q)
+        return q
+
+    @staticmethod
+    def symbols_for(latent: np.ndarray, q: QuantizedLatent) -> np.ndarray:
+        channels = latent.shape[0]
+        components = (rotation_matrix(q.rotation, channels) @ latent.reshape(channels, -1)).reshape(latent.shape)
+        low, step = uniform_grid(q.table, q.levels)
+        codes = (components - low[:, None, None]) / step[:, None, None]
         return np.clip(np.rint(codes), 0, q.levels - 1).astype(np.int32)
 
 
@@ -199,9 +281,11 @@ def _dither(latent: np.ndarray, palette: np.ndarray) -> np.ndarray:
     return out.reshape(-1)
 
 
-def make_quantizer(name: str, bits: int = 6, palette_size: int = 256, seed: int = 0, levels: int | None = None):
+def make_quantizer(name: str, bits: int = 6, palette_size: int = 256, seed: int = 0, levels: int | None = None,
+                   rotation: int = NO_ROTATION):
+    """``uniform`` codes the principal components where ``rotation`` names a rotation, the channels otherwise."""
     if name == "uniform":
-        return UniformQuantizer(bits, levels)
+        return RotatedQuantizer(bits, levels, rotation) if rotation != NO_ROTATION else UniformQuantizer(bits, levels)
     if name == "palette":
         return PaletteQuantizer(palette_size, seed=seed)
     raise QuantError(f"unknown quantiser {name!r} (uniform or palette)")

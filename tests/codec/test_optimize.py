@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from sdfs.codec import Codec, CodecConfig
+from sdfs.codec import Codec, CodecConfig, load_model
 from sdfs.codec.images import ImageData
 from tests.conftest import psnr
 
@@ -19,6 +19,18 @@ def test_effort_improves_quality_at_about_the_same_size(taesd, crop, quantizer):
     gain = psnr(refined.decode(b).pixels, crop.pixels) - psnr(plain.decode(a).pixels, crop.pixels)
     assert gain > 0.5
     assert len(b) < len(a) * 1.1
+    report = refined.last_reports[0]
+    assert report.loss_after < report.loss_before
+
+
+def test_effort_refines_sd3s_principal_components(kodak_crop):
+    """The rotated quantiser's codes are refined through the rotation and stay rotated."""
+    model = load_model("madebyollin/taesd3", device="cpu")
+    plain, refined = (Codec(model, CodecConfig(levels=5, effort=effort)) for effort in (0, 1))
+    a, b = plain.encode(kodak_crop), refined.encode(kodak_crop)
+    assert Codec.info(b).quantizer == "rotated uniform" and Codec.info(b).levels == 5
+    gain = psnr(refined.decode(b).pixels, kodak_crop.pixels) - psnr(plain.decode(a).pixels, kodak_crop.pixels)
+    assert gain > 0.1 and len(b) < len(a) * 1.1, (gain, len(a), len(b))
     report = refined.last_reports[0]
     assert report.loss_after < report.loss_before
 

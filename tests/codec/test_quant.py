@@ -1,7 +1,16 @@
 import numpy as np
 import pytest
 
-from sdfs.codec.quant import PaletteQuantizer, QuantError, QuantizedLatent, UniformQuantizer
+from sdfs.codec.quant import (
+    MAX_ROTATED_SYMBOLS,
+    PaletteQuantizer,
+    QuantError,
+    QuantizedLatent,
+    RotatedQuantizer,
+    UniformQuantizer,
+    uniform_grid,
+)
+from sdfs.codec.rotations import rotation_matrix
 
 
 def latent(seed=0, shape=(4, 12, 16)):
@@ -35,15 +44,15 @@ def test_any_number_of_levels_spans_each_channels_range(levels):
     assert (q.symbols.min(axis=(1, 2)) == 0).all() and (q.symbols.max(axis=(1, 2)) == levels - 1).all()
     step = (z.max(axis=(1, 2)) - z.min(axis=(1, 2))) / (levels - 1)
     assert (np.abs(q.dequantize() - z).max(axis=(1, 2)) <= step * 0.52 + 1e-3).all()
-    kind, parsed, table = QuantizedLatent.parse_params(q.params_bytes(), 4)
-    assert parsed == levels and np.array_equal(table, q.table)
+    parsed = QuantizedLatent.parse_params(q.params_bytes(), 4)
+    assert parsed.levels == levels and np.array_equal(parsed.table, q.table)
 
 
 def test_params_roundtrip():
     z = latent()
     for q in (UniformQuantizer(4).quantize(z), PaletteQuantizer(32).quantize(z)):
-        kind, levels, table = QuantizedLatent.parse_params(q.params_bytes(), 4)
-        assert (kind, levels) == (q.kind, q.levels) and np.array_equal(table, q.table)
+        parsed = QuantizedLatent.parse_params(q.params_bytes(), 4)
+        assert (parsed.kind, parsed.levels) == (q.kind, q.levels) and np.array_equal(parsed.table, q.table)
     with pytest.raises(QuantError):
         QuantizedLatent.parse_params(q.params_bytes()[:-1], 4)
     with pytest.raises(QuantError):
@@ -67,3 +76,41 @@ def test_palette_is_deterministic_and_small_images_work():
     assert np.array_equal(a.symbols, b.symbols) and np.array_equal(a.table, b.table)
     tiny = PaletteQuantizer(256).quantize(latent(3, (4, 1, 1)))
     assert tiny.symbols.shape == (1, 1, 1)
+
+
+def correlated_latent(seed=0, shape=(16, 12, 16)):
+    """Sixteen channels that share most of their variance, like SD3's."""
+    rng = np.random.default_rng(seed)
+    shared = rng.normal(0, 1.0, (3, *shape[1:]))
+    mix = rng.normal(0, 0.5, (shape[0], 3))
+    return (np.einsum("cs,shw->chw", mix, shared) + rng.normal(0, 0.3, shape)).astype(np.float32)
+
+
+@pytest.mark.parametrize("levels", [4, 6, 32, 256])
+def test_rotated_quantiser_gives_strong_components_finer_steps_and_roundtrips(levels):
+    z = correlated_latent()
+    q = RotatedQuantizer(levels=levels, rotation=1).quantize(z)
+    low, step = uniform_grid(q.table, q.levels)
+    components = (rotation_matrix(1, 16) @ z.reshape(16, -1)).reshape(z.shape)
+    spans = components.max(axis=(1, 2)) - components.min(axis=(1, 2))
+    assert step[np.argmax(spans)] < step[np.argmin(spans)]
+    channel_step = (z.max(axis=(1, 2)) - z.min(axis=(1, 2))).mean() / (levels - 1)
+    if levels < 256:  # the steps average the channels' step at these levels
+        assert np.exp(np.log(step).mean()) == pytest.approx(channel_step, rel=0.01)
+    assert 2 <= q.levels <= MAX_ROTATED_SYMBOLS and 0 <= q.symbols.min() and q.symbols.max() < q.levels
+    decoded = (rotation_matrix(1, 16) @ q.dequantize().reshape(16, -1)).reshape(z.shape)
+    assert (np.abs(decoded - components).max(axis=(1, 2)) <= step * 0.52 + 1e-2).all()
+    parsed = QuantizedLatent.parse_params(q.params_bytes(), 16)
+    assert (parsed.kind, parsed.levels, parsed.rotation, parsed.requested_levels) == (q.kind, q.levels, 1, levels)
+    parsed.symbols = q.symbols
+    assert np.array_equal(parsed.dequantize(), q.dequantize())
+
+
+def test_rotated_parameters_name_a_rotation_this_sdfs_has():
+    q = RotatedQuantizer(levels=6, rotation=1).quantize(correlated_latent())
+    data = bytearray(q.params_bytes())
+    with pytest.raises(QuantError):  # rotation 1 is 16x16
+        QuantizedLatent.parse_params(bytes(data), 4)
+    data[5] = 99
+    with pytest.raises(QuantError, match="unknown to this sdfs"):
+        QuantizedLatent.parse_params(bytes(data), 16)
