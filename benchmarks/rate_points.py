@@ -2,7 +2,7 @@
 
     cd benchmarks && HF_HUB_CACHE=../../shared/hf/hub HF_HUB_OFFLINE=1 ../.venv/bin/python rate_points.py \
         --model madebyollin/taesd --levels 12,16,20,24,32,48 --images 8 [--efforts 0,1] [--crop 0] [--scale 1] \
-        [--rate-weights 0,0.03] [--decorrelate 0,1] [--step-exponents 0,-0.75,-1]
+        [--rate-weights 0,0.03] [--decorrelate 0,1] [--step-exponents 0,-0.75,-1] [--own-encoder]
 
 For each (levels, effort, refinement's rate weight, channels or principal components), encodes
 the first ``--images`` Kodak images (or centre crops of ``--crop`` pixels) with the model's
@@ -31,12 +31,13 @@ def main() -> None:
     parser.add_argument("--rate-weights", help="refinement's rate weights to try (default: CodecConfig's)")
     parser.add_argument("--decorrelate", default="1",
                         help="0 and/or 1: code the channels or their principal components")
+    parser.add_argument("--own-encoder", action="store_true", help="the model's own encoder, not sdfs's tuned one")
     parser.add_argument("--step-exponents", default=str(quant.STEP_EXPONENT),
                         help="rotated quantiser: a component's step ~ its span ** this (0: one step for all)")
     args = parser.parse_args()
     files = sorted((SHARED / "data" / "kodak").glob("*.png"))[:args.images]
     images = [ImageData(centre_crop(read_image(f).rgb(), args.crop)) for f in files]
-    model = load_model(args.model, device="cpu")
+    model = load_model(args.model, device="cpu", tuned_encoder=not args.own_encoder)
     print(f"{len(images)} Kodak images (crop {args.crop or 'none'}, scale {args.scale}), {args.model}, "
           f"{model.encoder_name}: bpp / PSNR / SSIMULACRA2 / encode+decode s")
     rates = [float(r) for r in args.rate_weights.split(",")] if args.rate_weights else [CodecConfig.rate_weight]
