@@ -110,6 +110,13 @@ def _check_rotated(rows: int, channels: int, levels: int, rotation: int, nominal
         raise QuantError(str(exc)) from None
 
 
+def grid_symbols(values: np.ndarray, q: QuantizedLatent) -> np.ndarray:
+    """(C, h, w) values rounded to the nearest point of ``q``'s per-row uniform grid."""
+    low, step = uniform_grid(q.table, q.levels)
+    codes = (values - low[:, None, None]) / step[:, None, None]
+    return np.clip(np.rint(codes), 0, q.levels - 1).astype(np.int32)
+
+
 def uniform_grid(table: np.ndarray, levels: int) -> tuple[np.ndarray, np.ndarray]:
     low = table[:, 0].astype(np.float32)
     step = (table[:, 1].astype(np.float32) - low) / np.float32(levels - 1)
@@ -140,9 +147,7 @@ class UniformQuantizer:
         return q
 
     def symbols_for(self, latent: np.ndarray, q: QuantizedLatent) -> np.ndarray:
-        low, step = uniform_grid(q.table, q.levels)
-        codes = (latent - low[:, None, None]) / step[:, None, None]
-        return np.clip(np.rint(codes), 0, q.levels - 1).astype(np.int32)
+        return grid_symbols(latent, q)
 
 
 class RotatedQuantizer:
@@ -175,16 +180,8 @@ class RotatedQuantizer:
         symbols = min(max(int(np.ceil((spans / steps).max())) + 1, 2), MAX_ROTATED_SYMBOLS)
         table = np.stack([low, low + steps * (symbols - 1)], axis=1).astype(np.float16)
         q = QuantizedLatent(ROTATED, symbols, np.zeros((1,), np.int32), table, self.rotation, self.levels)
-        q.symbols = self.symbols_for(latent, q)
+        q.symbols = grid_symbols(components.reshape(latent.shape), q)
         return q
-
-    @staticmethod
-    def symbols_for(latent: np.ndarray, q: QuantizedLatent) -> np.ndarray:
-        channels = latent.shape[0]
-        components = (rotation_matrix(q.rotation, channels) @ latent.reshape(channels, -1)).reshape(latent.shape)
-        low, step = uniform_grid(q.table, q.levels)
-        codes = (components - low[:, None, None]) / step[:, None, None]
-        return np.clip(np.rint(codes), 0, q.levels - 1).astype(np.int32)
 
 
 class PaletteQuantizer:

@@ -3,9 +3,10 @@
 SD3's sixteen latent channels are strongly correlated (mean |r| 0.40 on photos), and the context
 coder predicts each plane from only the two before it, so most of that redundancy was paid for.
 Rotating every latent cell onto the family's principal components (a KLT fitted once, on the
-encoder's training photos, by ``benchmarks/fit_rotation.py``) and quantising them with one step
-for all saves 4-8 % of the bytes at the same quality (docs/BENCHMARKS.md). SD1's four channels
-gain nothing (the coder already sees them all), so no rotation ships for it.
+encoder's training photos, by ``benchmarks/fit_rotation.py``) and quantising them, finer steps
+for the stronger ones (``quant.RotatedQuantizer``), gains 0.3-0.8 dB and 15-22 SSIMULACRA2 at
+equal bytes on Kodak (docs/BENCHMARKS.md). SD1's four channels gain nothing (the coder already
+sees them all), so no rotation ships for it.
 
 A rotation is identified in every blob by its number, so a published one never changes: a
 better fit gets a new number and the old one stays readable.
