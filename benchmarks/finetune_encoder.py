@@ -35,14 +35,23 @@ sd1 encoder (23 minutes on 2 CPU cores):
         --val coffee.png,flower.jpg,DepartmentStore.jpg --bits 4,5 --rate 0.05 --batch 8 --crop 128 \
         --lr 5e-5 --steps 240 --cosine --out sdfs/codec/weights/taesd_encoder_sdfs_v3.safetensors
 
-The shipped TAESD3 encoder, ``sdfs/codec/weights/taesd3_encoder_sdfs_v1.safetensors`` (four such runs
-side by side in one H200 call, rates 0 / 0.03 / 0.1 / 0.3; 0.03 kept, its best held-out checkpoint at
-step 700):
+The first TAESD3 encoder, v1 (four such runs side by side in one H200 call, rates 0 / 0.03 / 0.1 / 0.3;
+0.03 kept, its best held-out checkpoint at step 700):
 
     HF_HUB_CACHE=../shared/hf/hub HF_HUB_OFFLINE=1 python benchmarks/finetune_encoder.py --model madebyollin/taesd3 \
         --data /tmp/sk/skimage/data --extra /tmp/sk/extra --val coffee.png,flower.jpg,DepartmentStore.jpg \
-        --bits 2,3,4 --rate 0.03 --device cuda --batch 16 --crop 256 --lr 1e-4 --seconds 200 \
-        --out sdfs/codec/weights/taesd3_encoder_sdfs_v1.safetensors
+        --bits 2,3,4 --rate 0.03 --device cuda --batch 16 --crop 256 --lr 1e-4 --seconds 200 --out v1.safetensors
+
+``--rotation N`` trains with the noise of the rotated quantiser sdfs uses for sd3 (each photo's principal
+components on their own steps, ``RotatedGrid``) and estimates the rate on the components. The shipped TAESD3
+encoder, ``sdfs/codec/weights/taesd3_encoder_sdfs_v2.safetensors``, is v1 after two such runs of 300 steps on
+2 CPU cores (20 minutes each; the second's best held-out checkpoint, at its step 100):
+
+    python benchmarks/finetune_encoder.py --model madebyollin/taesd3 --init v1.safetensors --data /tmp/sk/skimage/data \
+        --extra /tmp/sk/extra --val coffee.png,flower.jpg,DepartmentStore.jpg --levels 4,5,6,8 --rotation 1 \
+        --rate 0.03 --batch 8 --crop 128 --lr 5e-5 --steps 300 --cosine --out a.safetensors
+    python benchmarks/finetune_encoder.py ... --init a.safetensors --lr 1e-4 --seed 1 \
+        --out sdfs/codec/weights/taesd3_encoder_sdfs_v2.safetensors
 """
 
 from __future__ import annotations
@@ -61,7 +70,9 @@ from PIL import Image, ImageOps
 
 from sdfs.codec import load_model
 from sdfs.codec.models import load_encoder_weights, save_encoder
+from sdfs.codec import quant
 from sdfs.codec.optimize import Objective, estimated_bits
+from sdfs.codec.rotations import rotation_matrix
 
 SHARED = Path(os.environ.get("SDFS_SHARED", Path(__file__).resolve().parents[2] / "shared"))
 SKIMAGE_PHOTOS = ("astronaut.png", "chelsea.png", "coffee.png", "motorcycle_left.png", "motorcycle_right.png",
@@ -129,6 +140,48 @@ def quantised(z: torch.Tensor, levels: int) -> torch.Tensor:
     return low + torch.round((z - low) / step) * step
 
 
+class RotatedGrid:
+    """sdfs's rotated quantiser (``quant.RotatedQuantizer``) in torch: each image's principal components on steps
+    ~ span ** STEP_EXPONENT whose geometric mean is the channels' mean step. Gradients flow through the spans,
+    as through ``grid``'s range."""
+
+    def __init__(self, rotation: int, channels: int, device: str) -> None:
+        self.matrix = torch.from_numpy(rotation_matrix(rotation, channels).astype(np.float32)).to(device)
+
+    def components(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.einsum("kc,bchw->bkhw", self.matrix, z)
+
+    def channels(self, components: torch.Tensor) -> torch.Tensor:
+        return torch.einsum("kc,bkhw->bchw", self.matrix, components)
+
+    def steps(self, z: torch.Tensor, levels: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(low, step) per image and component, shaped (B, C, 1, 1)."""
+        channel_step = (z.amax(dim=(2, 3)) - z.amin(dim=(2, 3))).mean(dim=1).clamp_min(1e-3) / (levels - 1)
+        components = self.components(z)
+        low = components.amin(dim=(2, 3), keepdim=True)
+        spans = (components.amax(dim=(2, 3), keepdim=True) - low).clamp_min(1e-3)
+        steps = (spans / spans.mean(dim=1, keepdim=True)) ** quant.STEP_EXPONENT
+        steps = steps * channel_step[:, None, None, None] / torch.exp(torch.log(steps).mean(dim=1, keepdim=True))
+        return low, steps
+
+    def noisy(self, z: torch.Tensor, levels: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(latent with the rounding error of the components' grids, its codes in steps for the rate estimate)."""
+        low, step = self.steps(z, levels)
+        components = self.components(z) + (torch.rand_like(z) - 0.5) * step
+        return self.channels(components), (components - low) / step
+
+    def quantised(self, z: torch.Tensor, levels: int) -> tuple[torch.Tensor, torch.Tensor]:
+        low, step = self.steps(z, levels)
+        codes = torch.round((self.components(z) - low) / step)
+        return self.channels(low + codes * step), codes
+
+
+def codes_bpp(codes: torch.Tensor, factor: int = 8) -> torch.Tensor:
+    """``estimated_bits`` of (B, C, h, w) codes in quantiser steps, per pixel."""
+    batch, channels, height, width = codes.shape
+    return estimated_bits(codes.reshape(batch * channels, height, width)) / (batch * height * width * factor ** 2)
+
+
 def estimated_bpp(z: torch.Tensor, levels: int, grid_of: torch.Tensor | None = None, factor: int = 8) -> torch.Tensor:
     """Differentiable estimate of the context coder's bits per pixel for latents ``z`` on the grid of ``levels``
     (``sdfs.codec.optimize.estimated_bits``). Give ``z`` with its quantisation noise, as the decoder sees it,
@@ -140,18 +193,23 @@ def estimated_bpp(z: torch.Tensor, levels: int, grid_of: torch.Tensor | None = N
 
 
 @torch.no_grad()
-def validation(encoder, decoder, photos: list[torch.Tensor], bits: list[int], objective: Objective,
-               rate: float) -> tuple[float, float, float]:
-    """(objective, PSNR, estimated bpp), means over each held-out photo's latent rounded to each bit depth's grid;
-    the objective is what training minimises (distortion + ``rate`` x estimated bpp)."""
+def validation(encoder, decoder, photos: list[torch.Tensor], levels: list[int], objective: Objective,
+               rate: float, rotated: RotatedGrid | None = None) -> tuple[float, float, float]:
+    """(objective, PSNR, estimated bpp), means over each held-out photo's latent rounded to each grid of ``levels``
+    (the channels', or ``rotated``'s components'); the objective is what training minimises (distortion + ``rate`` x
+    estimated bpp)."""
     encoder.eval()
     losses, psnrs, bpps = [], [], []
     for x in photos:
         z = encoder(x[None])
-        for b in bits:
-            latent = quantised(z, 2 ** b)
+        for n in levels:
+            if rotated:
+                latent, codes = rotated.quantised(z, n)
+                bpp = float(codes_bpp(codes))
+            else:
+                latent = quantised(z, n)
+                bpp = float(estimated_bpp(latent, n))
             image = decoder(latent).clamp(-1, 1)
-            bpp = float(estimated_bpp(latent, 2 ** b))
             losses.append(float(objective.distortion(image, x[None], None)) + rate * bpp)
             psnrs.append(float(10 * torch.log10(4 / (image - x[None]).square().mean())))
             bpps.append(bpp)
@@ -196,6 +254,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--crop", type=int, default=128)
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--bits", default="4,5")
+    parser.add_argument("--levels", help="comma-separated levels to train at (instead of --bits)")
+    parser.add_argument("--rotation", type=int, default=0,
+                        help="train with the noise of this rotation's quantiser (sdfs.codec.rotations; 0: channels)")
     parser.add_argument("--structure", type=float, default=0.1)
     parser.add_argument("--rate", type=float, default=0.0,
                         help="weight of the estimated bits per pixel in the loss (a rate-aware encoder)")
@@ -235,10 +296,12 @@ def train(args: argparse.Namespace, encoder, decoder, images: list[torch.Tensor]
     for group in optimizer.param_groups:
         group["lr"] = group["base_lr"]
     objective = Objective(structure_weight=args.structure)
-    bits = [int(b) for b in args.bits.split(",")]
+    levels_list = ([int(n) for n in args.levels.split(",")] if args.levels
+                   else [2 ** int(b) for b in args.bits.split(",")])
+    rotated = RotatedGrid(args.rotation, decoder.layers[0].in_channels, args.device) if args.rotation else None
     rng = random.Random(args.seed)
     torch.manual_seed(args.seed)
-    best = (validation(encoder, decoder, val, bits, objective, args.rate), 0) if val else None
+    best = (validation(encoder, decoder, val, levels_list, objective, args.rate, rotated), 0) if val else None
     if best:
         print(f"start: held-out objective {best[0][0]:.5f} PSNR {best[0][1]:.3f} bpp~{best[0][2]:.3f}", flush=True)
     best_state = snapshot(encoder, decoder)
@@ -254,11 +317,16 @@ def train(args: argparse.Namespace, encoder, decoder, images: list[torch.Tensor]
             for group in optimizer.param_groups:
                 group["lr"] = group["base_lr"] * 0.5 * (1 + math.cos(math.pi * min(step / max(steps, 1), 1)))
         x = random_crops(images, args.batch, args.crop, rng, args.rescale)
-        z, levels = encoder(x), 2 ** rng.choice(bits)
-        noisy = with_quantisation_noise(z, levels)
+        z, levels = encoder(x), rng.choice(levels_list)
+        if rotated:
+            noisy, codes = rotated.noisy(z, levels)
+            bpp = codes_bpp(codes) if args.rate else None
+        else:
+            noisy = with_quantisation_noise(z, levels)
+            bpp = estimated_bpp(noisy, levels, z) if args.rate else None
         loss = objective.distortion(decoder(noisy), x, None)
         if args.rate:
-            loss = loss + args.rate * estimated_bpp(noisy, levels, z)
+            loss = loss + args.rate * bpp
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -266,7 +334,7 @@ def train(args: argparse.Namespace, encoder, decoder, images: list[torch.Tensor]
         smoothed = value if smoothed is None else 0.95 * smoothed + 0.05 * value
         step += 1
         if val and (step % 100 == 0 or step == steps):
-            scores = validation(encoder, decoder, val, bits, objective, args.rate)
+            scores = validation(encoder, decoder, val, levels_list, objective, args.rate, rotated)
             if scores[0] < best[0][0]:
                 best, best_state = (scores, step), snapshot(encoder, decoder)
             print(f"step {step} loss {smoothed:.5f} held-out objective {scores[0]:.5f} PSNR {scores[1]:.3f} "

@@ -2,7 +2,7 @@
 
     cd benchmarks && HF_HUB_CACHE=../../shared/hf/hub HF_HUB_OFFLINE=1 ../.venv/bin/python rate_points.py \
         --model madebyollin/taesd --levels 12,16,20,24,32,48 --images 8 [--efforts 0,1] [--crop 0] [--scale 1] \
-        [--rate-weights 0,0.03] [--decorrelate 0,1] [--step-exponents 0,-0.75,-1] [--own-encoder]
+        [--rate-weights 0,0.03] [--decorrelate 0,1] [--step-exponents 0,-0.75,-1] [--own-encoder | --encoder W]
 
 For each (levels, effort, refinement's rate weight, channels or principal components), encodes
 the first ``--images`` Kodak images (or centre crops of ``--crop`` pixels) with the model's
@@ -13,11 +13,13 @@ seconds the encodes and decodes took. docs/BENCHMARKS.md records the outcome.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from restoration_filter import SHARED, scores  # run from benchmarks/
 
 from sdfs.bench import centre_crop
 from sdfs.codec import Codec, CodecConfig, ImageData, load_model, quant, read_image
+from sdfs.codec.models import load_encoder_weights
 
 
 def main() -> None:
@@ -32,14 +34,17 @@ def main() -> None:
     parser.add_argument("--decorrelate", default="1",
                         help="0 and/or 1: code the channels or their principal components")
     parser.add_argument("--own-encoder", action="store_true", help="the model's own encoder, not sdfs's tuned one")
+    parser.add_argument("--encoder", type=Path, help="encode with these weights (finetune_encoder.py's output)")
     parser.add_argument("--step-exponents", default=str(quant.STEP_EXPONENT),
                         help="rotated quantiser: a component's step ~ its span ** this (0: one step for all)")
     args = parser.parse_args()
     files = sorted((SHARED / "data" / "kodak").glob("*.png"))[:args.images]
     images = [ImageData(centre_crop(read_image(f).rgb(), args.crop)) for f in files]
     model = load_model(args.model, device="cpu", tuned_encoder=not args.own_encoder)
+    if args.encoder:
+        load_encoder_weights(model.vae.encoder, args.encoder)
     print(f"{len(images)} Kodak images (crop {args.crop or 'none'}, scale {args.scale}), {args.model}, "
-          f"{model.encoder_name}: bpp / PSNR / SSIMULACRA2 / encode+decode s")
+          f"{args.encoder or model.encoder_name}: bpp / PSNR / SSIMULACRA2 / encode+decode s")
     rates = [float(r) for r in args.rate_weights.split(",")] if args.rate_weights else [CodecConfig.rate_weight]
     for levels in (int(v) for v in args.levels.split(",")):
         for effort in (int(e) for e in args.efforts.split(",")):
