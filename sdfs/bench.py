@@ -260,7 +260,10 @@ def point_table(rows: list[Row]) -> list[str]:
     groups: dict[tuple[str, str], list[Row]] = {}
     for r in rows:
         groups.setdefault((r.codec, r.point), []).append(r)
-    for (codec, point), group in sorted(groups.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+    sdfs_bpp = {point: np.mean([r.bpp for r in group]) for (codec, point), group in groups.items()
+                if codec.startswith("sdfs")}  # points in order of size: 4L before 10L
+    order = sorted(groups, key=lambda key: (sdfs_bpp.get(key[1], 0), key[1], key[0]))
+    for (codec, point), group in ((key, groups[key]) for key in order):
         mean = {k: _mean_of_measured([getattr(r, k) for r in group]) for k in ("bpp", *METRICS)}
         lines.append(f"{codec:10s} {point:5s} {len(group):3d}/{images:<2d} {mean['bpp']:6.3f} {mean['psnr']:6.2f} "
                      f"{mean['msssim']:8.4f} {mean['ssimulacra2']:6.1f}")
@@ -340,7 +343,8 @@ def _curves_where(rows: list[Row], codec: str, images: list[str], points: list[s
 
 
 def _why_undefined(data: dict, codec: str, metric: str) -> str:
-    ours, theirs = data["sdfs"][metric], data[codec][metric]
+    ours, theirs = ([p for p in data[name][metric] if BPP_RANGE[0] <= p[0] <= BPP_RANGE[1]]
+                    for name in ("sdfs", codec))
     if len(ours) < 2 or len(theirs) < 2:
         return "n/a (too few rate points in range)"
     if min(q for _, q in theirs) > max(q for _, q in ours):

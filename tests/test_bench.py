@@ -40,6 +40,18 @@ def test_a_codec_that_misses_small_budgets_is_compared_where_it_fits():
     assert "vs webp  4/4 images, b4,b5: psnr -18.4%" in summary_table(rows)
 
 
+def test_the_summary_lists_points_by_size_and_says_why_a_bd_rate_is_missing():
+    """Points like 10L come after 4L, and a curve whose only overlap lies above 0.5 bpp has no BD-rate."""
+    nan = float("nan")
+    rows = []
+    for point, bpp, quality in (("l4", 0.2, 25.0), ("l10", 0.45, 28.0), ("l12", 0.6, 29.5)):
+        rows.append(Row("a", f"sdfs {point}", point, 0, bpp, quality, nan, nan))
+        rows.append(Row("a", "avif", point, 0, bpp, quality + 4, nan, nan))
+    table = summary_table(rows)
+    assert table.index("sdfs l4 ") < table.index("sdfs l10") < table.index("sdfs l12"), table
+    assert "psnr n/a (avif is better at every rate: no common quality range)" in table, table
+
+
 def test_bench_matches_budgets_and_writes_results(tmp_path):
     folder = tmp_path / "images"
     folder.mkdir()
