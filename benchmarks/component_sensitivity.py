@@ -22,7 +22,7 @@ from restoration_filter import SHARED, scores  # run from benchmarks/
 from sdfs.bench import centre_crop
 from sdfs.codec import Codec, CodecConfig, ImageData, load_model, quant, read_image
 from sdfs.codec.models import load_encoder_weights
-from sdfs.codec.rotations import rotation_matrix
+from sdfs.codec.rotations import rotation_for_family, rotation_matrix
 
 
 def sensitivities(model, latent: np.ndarray, rotation: np.ndarray, step: float) -> np.ndarray:
@@ -42,26 +42,17 @@ def sensitivities(model, latent: np.ndarray, rotation: np.ndarray, step: float) 
     return np.maximum(np.array(out), 1e-12)
 
 
-def sensitivity_quantize(model, exponent: float):
-    """A RotatedQuantizer.quantize whose steps follow the decoder's sensitivities."""
-    def quantize(self, latent: np.ndarray) -> quant.QuantizedLatent:
-        channels = latent.shape[0]
-        flat = latent.reshape(channels, -1)
-        step = max(float((flat.max(axis=1) - flat.min(axis=1)).mean()), 1e-3) / (self.levels - 1)
-        rotation = rotation_matrix(self.rotation, channels)
-        components = rotation @ flat
-        low = components.min(axis=1)
-        spans = np.maximum(components.max(axis=1) - low, 1e-3)
-        w = sensitivities(model, latent, rotation, step)
-        steps = (w / w.mean()) ** -exponent
-        steps *= step / np.exp(np.log(steps).mean())
-        steps *= max(float((spans / steps).max()) + 1, quant.MAX_ROTATED_SYMBOLS) / quant.MAX_ROTATED_SYMBOLS
-        symbols = min(max(int(np.ceil((spans / steps).max())) + 1, 2), quant.MAX_ROTATED_SYMBOLS)
-        table = np.stack([low, low + steps * (symbols - 1)], axis=1).astype(np.float16)
-        q = quant.QuantizedLatent(quant.ROTATED, symbols, np.zeros((1,), np.int32), table, self.rotation, self.levels)
-        q.symbols = quant.grid_symbols(components.reshape(latent.shape), q)
-        return q
-    return quantize
+class SensitivityQuantizer(quant.RotatedQuantizer):
+    """The shipped rotated quantiser with steps ~ the decoder's sensitivity ** -exponent instead of 1/span."""
+
+    def __init__(self, model, exponent: float, levels: int) -> None:
+        super().__init__(levels=levels, rotation=rotation_for_family(model.family.name))
+        self.model, self.exponent = model, exponent
+
+    def relative_steps(self, latent: np.ndarray, spans: np.ndarray) -> np.ndarray:
+        rotation = rotation_matrix(self.rotation, latent.shape[0])
+        w = sensitivities(self.model, latent, rotation, quant.channel_step(latent, self.levels))
+        return (w / w.mean()) ** -self.exponent
 
 
 def main() -> None:
@@ -77,16 +68,16 @@ def main() -> None:
     model = load_model("madebyollin/taesd3", device="cpu")
     if args.encoder:
         load_encoder_weights(model.vae.encoder, args.encoder)
-    shipped = quant.RotatedQuantizer.quantize
     print(f"{len(images)} Kodak images (crop {args.crop or 'none'}), {args.encoder or model.encoder_name}: "
           "bpp / PSNR / SSIMULACRA2")
     for levels in (int(v) for v in args.levels.split(",")):
         for rule in ["span"] + args.exponents.split(","):
-            quant.RotatedQuantizer.quantize = shipped if rule == "span" else sensitivity_quantize(model, float(rule))
-            bpp, psnr, ssim2, _ = scores(Codec(model, CodecConfig(levels=levels)), images)
+            codec = Codec(model, CodecConfig(levels=levels))
+            if rule != "span":
+                codec.quantizer = SensitivityQuantizer(model, float(rule), levels)
+            bpp, psnr, ssim2, _ = scores(codec, images)
             name = "1/span (shipped)" if rule == "span" else f"sensitivity^-{rule}"
             print(f"{levels:3d} levels, steps ~ {name}: {bpp:.3f} / {psnr:.2f} / {ssim2:6.1f}", flush=True)
-    quant.RotatedQuantizer.quantize = shipped
 
 
 if __name__ == "__main__":

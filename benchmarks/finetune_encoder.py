@@ -68,9 +68,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps
 
-from sdfs.codec import load_model
+from sdfs.codec import load_model, quant
 from sdfs.codec.models import load_encoder_weights, save_encoder
-from sdfs.codec import quant
 from sdfs.codec.optimize import Objective, estimated_bits
 from sdfs.codec.rotations import rotation_matrix
 
@@ -154,10 +153,9 @@ class RotatedGrid:
     def channels(self, components: torch.Tensor) -> torch.Tensor:
         return torch.einsum("kc,bkhw->bchw", self.matrix, components)
 
-    def steps(self, z: torch.Tensor, levels: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """(low, step) per image and component, shaped (B, C, 1, 1)."""
+    def steps(self, z: torch.Tensor, components: torch.Tensor, levels: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(low, step) per image and component of latents ``z`` whose components are given, shaped (B, C, 1, 1)."""
         channel_step = (z.amax(dim=(2, 3)) - z.amin(dim=(2, 3))).mean(dim=1).clamp_min(1e-3) / (levels - 1)
-        components = self.components(z)
         low = components.amin(dim=(2, 3), keepdim=True)
         spans = (components.amax(dim=(2, 3), keepdim=True) - low).clamp_min(1e-3)
         steps = (spans / spans.mean(dim=1, keepdim=True)) ** quant.STEP_EXPONENT
@@ -166,13 +164,15 @@ class RotatedGrid:
 
     def noisy(self, z: torch.Tensor, levels: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(latent with the rounding error of the components' grids, its codes in steps for the rate estimate)."""
-        low, step = self.steps(z, levels)
-        components = self.components(z) + (torch.rand_like(z) - 0.5) * step
+        components = self.components(z)
+        low, step = self.steps(z, components, levels)
+        components = components + (torch.rand_like(z) - 0.5) * step
         return self.channels(components), (components - low) / step
 
     def quantised(self, z: torch.Tensor, levels: int) -> tuple[torch.Tensor, torch.Tensor]:
-        low, step = self.steps(z, levels)
-        codes = torch.round((self.components(z) - low) / step)
+        components = self.components(z)
+        low, step = self.steps(z, components, levels)
+        codes = torch.round((components - low) / step)
         return self.channels(low + codes * step), codes
 
 
@@ -187,9 +187,7 @@ def estimated_bpp(z: torch.Tensor, levels: int, grid_of: torch.Tensor | None = N
     (``sdfs.codec.optimize.estimated_bits``). Give ``z`` with its quantisation noise, as the decoder sees it,
     and the latent whose range sets the grid as ``grid_of``."""
     low, step = grid(z if grid_of is None else grid_of, levels)
-    batch, channels, height, width = z.shape
-    planes = ((z - low) / step).reshape(batch * channels, height, width)
-    return estimated_bits(planes) / (batch * height * width * factor ** 2)
+    return codes_bpp((z - low) / step, factor)
 
 
 @torch.no_grad()

@@ -21,17 +21,18 @@ SETTINGS = ((0, 0), (0.5, 1.0), (1.0, 1.0), (0.5, 0.0), (1.0, 0.0))  # (fraction
 
 
 def dithered_dequantize(amount: float, threshold: float, shipped):
+    """``shipped`` dequantisation plus seeded noise of ``amount`` steps on the components whose step is at least
+    ``threshold`` x the steps' geometric mean (noise on a component is its rotation's row times that noise)."""
     def dequantize(self: quant.QuantizedLatent) -> np.ndarray:
+        values = shipped(self)
         if self.kind != ROTATED:
-            return shipped(self)
-        table = self.table.astype(np.float32)
-        low, step = uniform_grid(table, self.levels)
-        values = (low[:, None, None] + self.symbols.astype(np.float32) * step[:, None, None]).astype(np.float32)
+            return values
+        _, step = uniform_grid(self.table, self.levels)
         relative = step / np.exp(np.log(step).mean())
         noise = np.random.default_rng(0).random(values.shape, dtype=np.float32) - 0.5
-        values += noise * (step * amount * (relative >= threshold))[:, None, None]
-        matrix = rotation_matrix(self.rotation, len(table))
-        return (matrix.T @ values.reshape(len(table), -1)).reshape(values.shape)
+        noise *= (step * amount * (relative >= threshold))[:, None, None]
+        matrix = rotation_matrix(self.rotation, len(self.table))
+        return values + (matrix.T @ noise.reshape(len(self.table), -1)).reshape(values.shape)
     return dequantize
 
 

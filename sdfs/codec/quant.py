@@ -167,12 +167,11 @@ class RotatedQuantizer:
 
     def quantize(self, latent: np.ndarray) -> QuantizedLatent:
         channels = latent.shape[0]
-        flat = latent.reshape(channels, -1)
-        step = max(float((flat.max(axis=1) - flat.min(axis=1)).mean()), 1e-3) / (self.levels - 1)
-        components = rotation_matrix(self.rotation, channels) @ flat
+        step = channel_step(latent, self.levels)
+        components = rotation_matrix(self.rotation, channels) @ latent.reshape(channels, -1)
         low = components.min(axis=1)
         spans = np.maximum(components.max(axis=1) - low, 1e-3)
-        steps = (spans / spans.mean()) ** STEP_EXPONENT
+        steps = self.relative_steps(latent, spans)
         steps *= step / np.exp(np.log(steps).mean())
         needed = float((spans / steps).max()) + 1
         if needed > MAX_ROTATED_SYMBOLS:  # very many levels: coarsen every step alike to fit the coder
@@ -182,6 +181,16 @@ class RotatedQuantizer:
         q = QuantizedLatent(ROTATED, symbols, np.zeros((1,), np.int32), table, self.rotation, self.levels)
         q.symbols = grid_symbols(components.reshape(latent.shape), q)
         return q
+
+    def relative_steps(self, latent: np.ndarray, spans: np.ndarray) -> np.ndarray:
+        """Each component's step up to a common factor (experiments override this to try other rules)."""
+        return (spans / spans.mean()) ** STEP_EXPONENT
+
+
+def channel_step(latent: np.ndarray, levels: int) -> float:
+    """The step ``levels`` levels give the (C, h, w) latent's channels on average."""
+    flat = latent.reshape(latent.shape[0], -1)
+    return max(float((flat.max(axis=1) - flat.min(axis=1)).mean()), 1e-3) / (levels - 1)
 
 
 class PaletteQuantizer:
