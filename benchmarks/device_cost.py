@@ -1,11 +1,12 @@
 """Encode and decode cost per megapixel on the CPU and, where there is one, the GPU, in one run.
 
     SDFS_SHARED=../shared HF_HUB_CACHE=../shared/hf/hub HF_HUB_OFFLINE=1 \
-        .venv/bin/python benchmarks/device_cost.py [--efforts 0,1,2,3] [--cpu-efforts 0]
+        .venv/bin/python benchmarks/device_cost.py [--efforts 0,1,2,3] [--cpu-efforts 0] \
+        [--model madebyollin/taesd3 --levels 6]
 
-For each device: the codec (TAESD, 5 bits) encodes and decodes kodim01 alone and the first 8
-Kodak images as one batch (best of 3, model loaded and warmed up), then encodes kodim01 at each
-encoder effort. On a GPU it also runs the float32 model, to show what float16 costs in quality.
+For each device: the codec (TAESD at 5 bits, or the given model at the given levels per value)
+encodes and decodes kodim01 alone and the first 8 Kodak images as one batch (best of 3, model
+loaded and warmed up), then encodes kodim01 at each encoder effort. On a GPU it also runs the float32 model, to show what float16 costs in quality.
 Prints seconds per megapixel per step and the ratio of each device to the CPU.
 """
 
@@ -35,9 +36,10 @@ def best_of(runs: int, fn) -> float:
     return min(times)
 
 
-def measure(device: str, dtype: torch.dtype | None, efforts: list[int], images: list, runs: int) -> dict:
-    model = load_model("madebyollin/taesd", device=device, dtype=dtype)
-    codec = Codec(model, CodecConfig(bits=5))
+def measure(device: str, dtype: torch.dtype | None, efforts: list[int], images: list, runs: int,
+            model_name: str, levels: int | None) -> dict:
+    model = load_model(model_name, device=device, dtype=dtype)
+    codec = Codec(model, CodecConfig(bits=5, levels=levels))
     one, batch = images[:1], images
     mp_one = one[0].width * one[0].height / 1e6
     mp_batch = sum(i.width * i.height for i in batch) / 1e6
@@ -52,7 +54,7 @@ def measure(device: str, dtype: torch.dtype | None, efforts: list[int], images: 
         "blobs": blobs,
     }
     for effort in efforts:
-        refined = Codec(model, CodecConfig(bits=5, effort=effort))
+        refined = Codec(model, CodecConfig(bits=5, levels=levels, effort=effort))
         row[f"encode, effort {effort}"] = best_of(1 if effort else runs, lambda c=refined: c.encode_batch(one)) / mp_one
     return row
 
@@ -62,17 +64,21 @@ def main() -> None:
     parser.add_argument("--efforts", default="1,2,3", help="encoder efforts timed on the GPU")
     parser.add_argument("--cpu-efforts", default="", help="encoder efforts timed on the CPU (slow: ~100 s/MP each)")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--model", default="madebyollin/taesd")
+    parser.add_argument("--levels", type=int, help="levels per latent value (default: 5 bits)")
     args = parser.parse_args()
     parse = lambda text: [int(e) for e in text.split(",") if e]
     images = [read_image(p) for p in sorted(KODAK.glob("*.png"))[:8]]
-    columns = {"CPU": measure("cpu", None, parse(args.cpu_efforts), images, args.runs)}
+    setting = (args.model, args.levels)
+    columns = {"CPU": measure("cpu", None, parse(args.cpu_efforts), images, args.runs, *setting)}
     if torch.cuda.is_available():
-        columns["GPU fp16"] = measure("cuda", torch.float16, parse(args.efforts), images, args.runs)
-        columns["GPU fp32"] = measure("cuda", torch.float32, [], images, args.runs)
+        columns["GPU fp16"] = measure("cuda", torch.float16, parse(args.efforts), images, args.runs, *setting)
+        columns["GPU fp32"] = measure("cuda", torch.float32, [], images, args.runs, *setting)
         name = torch.cuda.get_device_name()
     else:
         name = "no GPU"
-    print(f"seconds per megapixel, TAESD 5 bits, Kodak 768x512; CPU: {os.cpu_count()} cores "
+    rate = f"{args.levels} levels" if args.levels else "5 bits"
+    print(f"seconds per megapixel, {args.model} {rate}, Kodak 768x512; CPU: {os.cpu_count()} cores "
           f"(torch {torch.get_num_threads()} threads); GPU: {name}")
     names = list(columns)
     steps = [k for k in dict.fromkeys(k for c in columns.values() for k in c) if k not in ("psnr", "blobs")]

@@ -25,5 +25,5 @@ status=0
 for g in "${!pids[@]}"; do
   wait "${pids[$g]}" || { echo "group $g failed, see $out/run$g.log" >&2; status=1; }
 done
-PYTHONPATH=. "$PYTHON" benchmarks/merge_bench.py "$out"/run*/results*.csv --out "$out/merged"
+PYTHONPATH=".${PYTHONPATH:+:$PYTHONPATH}" "$PYTHON" benchmarks/merge_bench.py "$out"/run*/results*.csv --out "$out/merged"
 exit $status
