@@ -51,6 +51,9 @@ SSIM_WINDOW = 7
 # Adam's step over a refinement: "cosine" decays it to zero (shipped), "constant" keeps it (before
 # 2026-11-27; benchmarks/refine_schedule.py compares the two)
 STEP_DECAY = "cosine"
+# the cosine spans at least this many steps: effort 1's 10 are still gaining when they stop, and a
+# step decayed to zero within them lost 0.1 dB on whole Kodak photos
+DECAY_MIN_STEPS = 30
 
 
 @dataclass
@@ -224,8 +227,8 @@ def _refine_palette(q, target, weight, decoder, steps, lr, objective, between_st
 
 
 def _minimise(variable: torch.Tensor, lr: float, steps: int, loss_fn, snapshot, between_steps=None):
-    """Adam on ``variable``, its step decayed to zero on a cosine; returns (snapshot of the best state,
-    first loss, best loss).
+    """Adam on ``variable``, its step decayed on a cosine that reaches zero at ``DECAY_MIN_STEPS`` or
+    the last step, whichever is later; returns (snapshot of the best state, first loss, best loss).
 
     The decay is what makes more effort pay on sd3: at a constant step the rounded latent's loss
     bottomed out after 10-30 steps and climbed after, so efforts 2-4 kept about the same latent
@@ -233,7 +236,8 @@ def _minimise(variable: torch.Tensor, lr: float, steps: int, loss_fn, snapshot, 
     """
     optimizer = torch.optim.Adam([variable], lr=lr)
     decay = STEP_DECAY == "cosine"
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(steps, 1)) if decay else None
+    horizon = max(steps, DECAY_MIN_STEPS)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=horizon) if decay else None
     best_loss, best_state, first_loss = float("inf"), None, None
     for _ in range(steps + 1):
         loss = loss_fn()
