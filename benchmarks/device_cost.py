@@ -6,7 +6,8 @@
 
 For each device: the codec (TAESD at 5 bits, or the given model at the given levels per value)
 encodes and decodes kodim01 alone and the first 8 Kodak images as one batch (best of 3, model
-loaded and warmed up), then encodes kodim01 at each encoder effort. On a GPU it also runs the float32 model, to show what float16 costs in quality.
+loaded and warmed up), then encodes kodim01 at each encoder effort. On a GPU it also runs the
+float32 model, to show what float16 costs in quality.
 Prints seconds per megapixel per step and the ratio of each device to the CPU.
 """
 

@@ -11,6 +11,11 @@ def crop(kodak_crop):
     return ImageData(np.ascontiguousarray(kodak_crop.pixels[:64, :64]))
 
 
+@pytest.fixture(scope="module")
+def taesd3():
+    return load_model("madebyollin/taesd3", device="cpu")
+
+
 @pytest.mark.parametrize("quantizer", ["uniform", "palette"])
 def test_effort_improves_quality_at_about_the_same_size(taesd, crop, quantizer):
     plain = Codec(taesd, CodecConfig(bits=5, quantizer=quantizer, palette_size=64))
@@ -23,10 +28,9 @@ def test_effort_improves_quality_at_about_the_same_size(taesd, crop, quantizer):
     assert report.loss_after < report.loss_before
 
 
-def test_effort_refines_sd3s_principal_components(kodak_crop):
+def test_effort_refines_sd3s_principal_components(taesd3, kodak_crop):
     """The rotated quantiser's codes are refined through the rotation and stay rotated."""
-    model = load_model("madebyollin/taesd3", device="cpu")
-    plain, refined = (Codec(model, CodecConfig(levels=5, effort=effort)) for effort in (0, 1))
+    plain, refined = (Codec(taesd3, CodecConfig(levels=5, effort=effort)) for effort in (0, 1))
     a, b = plain.encode(kodak_crop), refined.encode(kodak_crop)
     assert Codec.info(b).quantizer == "rotated uniform" and Codec.info(b).levels == 5
     gain = psnr(refined.decode(b).pixels, kodak_crop.pixels) - psnr(plain.decode(a).pixels, kodak_crop.pixels)
@@ -35,17 +39,16 @@ def test_effort_refines_sd3s_principal_components(kodak_crop):
     assert report.loss_after < report.loss_before
 
 
-def test_more_effort_keeps_refining_sd3():
+def test_more_effort_keeps_refining_sd3(taesd3):
     """The step decays, so effort 3's 60 steps end well below effort 2's 30: at a constant step
     the rounded loss bottomed out within 15 steps and both efforts kept the same latent."""
     from sdfs.codec import read_image
     from tests.conftest import KODAK
 
-    model = load_model("madebyollin/taesd3", device="cpu")
     image = ImageData(np.ascontiguousarray(read_image(KODAK / "kodim07.png").pixels[192:288, 320:448]))
     losses = []
     for effort in (2, 3):
-        codec = Codec(model, CodecConfig(levels=5, effort=effort))
+        codec = Codec(taesd3, CodecConfig(levels=5, effort=effort))
         codec.encode(image)
         losses.append(codec.last_reports[0].loss_after)
     assert losses[1] < 0.98 * losses[0], losses
