@@ -44,7 +44,7 @@ VARIANTS = ("sdfs", "3 previous planes", "residual activity", "Laplace mixture",
 
 def group(coder: E._ContextCoder, known: np.ndarray, plane: int, phase: int, previous: int) -> E._Group:
     """sdfs's context (``_ContextCoder.group``) with ``previous`` planes instead of two."""
-    mask, centred = coder.masks[phase], known - coder.mid
+    mask, centred = coder._masks[E.PHASES_V1[phase]], known - coder.mid
     pattern = E.DIAGONAL if phase == 1 else E.DIRECT
     features, activity = [np.ones(int(mask.sum()), np.int64)], np.zeros(int(mask.sum()), np.int64)
     if phase > 0:
@@ -69,7 +69,7 @@ def laplace_bits(coder, base, frac, scale, target) -> float:
 
 
 def group_bits(coder, g: E._Group, target: np.ndarray, variant: str, activity: np.ndarray | None) -> tuple[float, np.ndarray]:
-    weights = E._fit_weights(g.features, target - coder.mid)
+    weights = E._rounded(E._fit_weights(g.features, target - coder.mid), 0)
     base, frac = coder.predict(g, weights)
     buckets = E._bucket(g.activity if activity is None else activity)
     nearest = base + (frac >= (1 << (E.WEIGHT_BITS - 1)))
@@ -81,7 +81,7 @@ def group_bits(coder, g: E._Group, target: np.ndarray, variant: str, activity: n
             _, counts = np.unique(residual[buckets == b], return_counts=True)
             bits -= float((counts * np.log2(counts / counts.sum())).sum())
         return bits, np.abs(residual)
-    alpha, beta = E._fit_scale_rule(residual, buckets, coder.levels)
+    alpha, beta, _ = E._fit_scale_rule(residual, buckets, coder.levels)
     scale = E._scale_of(buckets, alpha, beta)
     if variant != "Laplace mixture":
         return laplace_bits(coder, base, frac, scale, target) + side, np.abs(residual)
@@ -100,9 +100,9 @@ def bits_per_value(all_latents: list[np.ndarray], bits: int, variant: str) -> fl
     total = count = 0
     for latent in all_latents:
         symbols = UniformQuantizer(bits).quantize(latent).symbols.astype(np.int64)
-        coder = E._ContextCoder(symbols.shape, 1 << bits)
+        coder = E._ContextCoder(symbols.shape, 1 << bits, E.CONTEXT_V1)  # the coder measured then
         known, misses = np.zeros_like(symbols), np.zeros_like(symbols)
-        for plane, phase in coder.groups():
+        for plane, phase in ((p, f) for p in range(coder.planes) for f in range(len(E.PHASES_V1))):
             g = group(coder, known, plane, phase, PREVIOUS.get(variant, 2))
             activity = None
             if variant == "residual activity" and plane > 0:

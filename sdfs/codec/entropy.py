@@ -7,6 +7,14 @@ predictor (weights sent as side information) gives the mean, a per-group activit
 rule gives the spread of a discrete Laplace distribution, and a range coder
 (``constriction``) codes the symbols against it. Within a group everything is vectorised.
 
+The side information comes in two versions. ``context v1`` (coder 1, written until
+2026-11-27) sends every weight at 1/1024 as a varint and the scale rule in two bytes. The
+current ``context`` (coder 3) sends each group's weights at the precision the encoder picks
+for that group (the one that minimises the estimated code length of the group's symbols plus
+its weights), as Exp-Golomb codes in a bit stream, and the scale rule in 12 bits: the weights
+of a plane that is hardly predictable cost a few bits instead of a dozen bytes. The symbols
+are coded the same way in both, and both decode.
+
 All of the model's arithmetic that the decoder must repeat is integer or IEEE-exact
 (add/multiply/divide, no exp/log), so a blob decodes identically on every machine.
 
@@ -20,12 +28,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .bitstream import BitReader, BitWriter
 from .varint import encode_varint, read_varint
 
-CONTEXT, LZMA = 1, 2
-CODER_NAMES = {CONTEXT: "context", LZMA: "lzma"}
+CONTEXT_V1, LZMA, CONTEXT = 1, 2, 3
+CODER_NAMES = {CONTEXT_V1: "context v1", LZMA: "lzma", CONTEXT: "context"}
 
-PHASES = ((0, 0), (1, 1), (0, 1), (1, 0))
 DIRECT = ((-1, 0), (1, 0), (0, -1), (0, 1))
 DIAGONAL = ((-1, -1), (-1, 1), (1, -1), (1, 1))
 WEIGHT_BITS = 10
@@ -33,6 +41,9 @@ BUCKETS = 16
 SCALES = 64
 MAX_LEVELS = 4096
 CHUNK = 8192
+WEIGHT_LIMIT = (1 << 20) - 1
+MAX_SHIFT = 10  # coarsest weight precision: whole units (1 << WEIGHT_BITS in fixed point)
+SHIFT_BITS, SCALE_RULE_BITS, GOLOMB_ORDER = 4, 6, 2
 
 
 class EntropyError(ValueError):
@@ -59,12 +70,21 @@ def _decay_rows(levels: int) -> np.ndarray:
 
 
 _ROWS_CACHE: dict[int, np.ndarray] = {}
+_BITS_CACHE: dict[int, np.ndarray] = {}
 
 
 def decay_rows(levels: int) -> np.ndarray:
     if levels not in _ROWS_CACHE:
         _ROWS_CACHE[levels] = _decay_rows(levels)
     return _ROWS_CACHE[levels]
+
+
+def distance_bits(levels: int) -> np.ndarray:
+    """bits[s, d]: about what a residual of size d costs at scale s (two-sided, untruncated)."""
+    if levels not in _BITS_CACHE:
+        rows = decay_rows(levels)[:, :levels]
+        _BITS_CACHE[levels] = -np.log2(rows / (2 * rows.sum(axis=1, keepdims=True) - 1.0))
+    return _BITS_CACHE[levels]
 
 
 def encode(symbols: np.ndarray, levels: int, coder: int = CONTEXT) -> bytes:
@@ -75,9 +95,9 @@ def encode(symbols: np.ndarray, levels: int, coder: int = CONTEXT) -> bytes:
     if coder == LZMA:
         dtype = np.uint8 if levels <= 256 else np.uint16
         return lzma.compress(symbols.astype(dtype).tobytes(), preset=9 | lzma.PRESET_EXTREME)
-    if coder != CONTEXT:
+    if coder not in (CONTEXT, CONTEXT_V1):
         raise EntropyError(f"unknown entropy coder {coder}")
-    return _ContextCoder(symbols.shape, levels).encode(symbols.astype(np.int64))
+    return _ContextCoder(symbols.shape, levels, coder).encode(symbols.astype(np.int64))
 
 
 def decode(data: bytes, shape: tuple[int, int, int], levels: int, coder: int = CONTEXT) -> np.ndarray:
@@ -85,9 +105,9 @@ def decode(data: bytes, shape: tuple[int, int, int], levels: int, coder: int = C
     _check_shape(shape, levels)
     if coder == LZMA:
         return _decode_lzma(data, shape, levels)
-    if coder != CONTEXT:
+    if coder not in (CONTEXT, CONTEXT_V1):
         raise EntropyError(f"unknown entropy coder {coder}")
-    return _ContextCoder(shape, levels).decode(data).astype(np.int32)
+    return _ContextCoder(shape, levels, coder).decode(data).astype(np.int32)
 
 
 def _check_shape(shape: tuple[int, ...], levels: int) -> None:
@@ -112,6 +132,28 @@ def _decode_lzma(data: bytes, shape: tuple[int, int, int], levels: int) -> np.nd
     return out
 
 
+@dataclass(frozen=True)
+class Phase:
+    """One group of every plane: the positions ``offset`` mod ``step``, and the already-coded
+    neighbours in the same plane it is predicted from (each pattern one feature, ``distance`` apart)."""
+
+    offset: tuple[int, int]
+    step: int
+    own: tuple[tuple[tuple[int, int], ...], ...] = ()
+    distance: int = 1
+
+
+# v1: a checkerboard of four phases; the first quarter has no neighbours in its own plane.
+PHASES_V1 = (Phase((0, 0), 2), Phase((1, 1), 2, (DIAGONAL,)), Phase((0, 1), 2, (DIRECT,)),
+             Phase((1, 0), 2, (DIRECT, DIAGONAL)))
+# Since coder 3 the encoder may code that first quarter of a plane as a checkerboard of its own,
+# two cells apart (one bit per plane says which): the strongest sd3 components are smooth enough
+# that their first quarter cost 1.5x the other phases, while on weak ones three more groups of
+# side information cost more than they save.
+SPLIT_QUARTER = (Phase((0, 0), 4), Phase((2, 2), 4, (DIAGONAL,), 2), Phase((0, 2), 4, (DIRECT,), 2),
+                 Phase((2, 0), 4, (DIRECT, DIAGONAL), 2))
+
+
 @dataclass
 class _Group:
     features: np.ndarray  # (n, k) int64
@@ -120,41 +162,38 @@ class _Group:
 
 
 class _ContextCoder:
-    def __init__(self, shape: tuple[int, int, int], levels: int) -> None:
+    def __init__(self, shape: tuple[int, int, int], levels: int, version: int = CONTEXT) -> None:
         self.planes, self.height, self.width = shape
         self.levels = levels
+        self.lean = version == CONTEXT
         self.mid = levels // 2
         self.rows = decay_rows(levels)
-        self.masks = [_phase_mask(self.height, self.width, ph) for ph in PHASES]
+        self._masks = {ph: _phase_mask(self.height, self.width, ph) for ph in PHASES_V1 + SPLIT_QUARTER}
 
     # --- shared by both directions -------------------------------------------------
-    def groups(self):
-        for plane in range(self.planes):
-            for phase in range(len(PHASES)):
-                if self.masks[phase].any():
-                    yield plane, phase
+    def phases(self, split: bool) -> tuple[Phase, ...]:
+        """A plane's groups in coding order, those with no positions left out."""
+        phases = SPLIT_QUARTER + PHASES_V1[1:] if split else PHASES_V1
+        return tuple(ph for ph in phases if self._masks[ph].any())
 
-    def group(self, known: np.ndarray, plane: int, phase: int) -> _Group:
-        mask = self.masks[phase]
+    def group(self, known: np.ndarray, plane: int, phase: Phase) -> _Group:
+        mask, own = self._masks[phase], phase.own
         centred = known - self.mid
-        cur = centred[plane]
         feats = [np.ones(int(mask.sum()), np.int64)]
         activity = np.zeros(int(mask.sum()), np.int64)
-        if phase > 0:
-            pattern = DIAGONAL if phase == 1 else DIRECT
-            total, spread = _neighbourhood(cur, pattern, mask)
+        for i, pattern in enumerate(own):
+            total, spread = _neighbourhood(centred[plane], pattern, mask, phase.distance)
             feats.append(total)
-            activity = spread
-            if phase == 3:
-                feats.append(_neighbourhood(cur, DIAGONAL, mask)[0])
+            if i == 0:
+                activity = spread
+        previous_pattern = DIAGONAL if own == (DIAGONAL,) else DIRECT
         for prev in (plane - 1, plane - 2):
             if prev < 0:
                 continue
-            pattern = DIAGONAL if phase == 1 else DIRECT
-            total, spread = _neighbourhood(centred[prev], pattern, mask)
+            total, spread = _neighbourhood(centred[prev], previous_pattern, mask)
             feats.append(centred[prev][mask])
             feats.append(total)
-            if phase == 0 and prev == plane - 1:
+            if not own and prev == plane - 1:
                 activity = spread + np.abs(4 * centred[prev][mask] - total)
         return _Group(np.stack(feats, axis=1), activity, mask)
 
@@ -177,22 +216,70 @@ class _ContextCoder:
         import constriction
 
         coder = constriction.stream.queue.RangeEncoder()
-        side = bytearray()
+        side, bits = bytearray(), BitWriter()
         known = np.zeros_like(symbols)
-        for plane, phase in self.groups():
-            group = self.group(known, plane, phase)
-            target = symbols[plane][group.mask]
-            weights = _fit_weights(group.features, target - self.mid)
-            base, frac = self.predict(group, weights)
-            buckets = _bucket(group.activity)
-            nearest = base + (frac >= (1 << (WEIGHT_BITS - 1)))
-            alpha, beta = _fit_scale_rule(target - nearest, buckets, self.levels)
-            side += _pack_group(weights, alpha, beta)
-            scale = _scale_of(buckets, alpha, beta)
-            self._code_chunks(coder, target, base, frac, scale)
-            known[plane][group.mask] = target
+        for plane in range(self.planes):
+            split, priced = False, {}
+            if self.lean:
+                split, priced = self._first_quarter(symbols, known, plane)
+                bits.write(int(split), 1)
+            for phase in self.phases(split):
+                group = self.group(known, plane, phase)
+                target = symbols[plane][group.mask]
+                _, weights, shift, alpha, beta = priced.get(phase) or self._cheapest(group, target)
+                if self.lean:
+                    _write_group(bits, weights, shift, alpha, beta)
+                else:
+                    side += _pack_group(weights, alpha, beta)
+                base, frac = self.predict(group, weights)
+                self._code_chunks(coder, target, base, frac, _scale_of(_bucket(group.activity), alpha, beta))
+                known[plane][group.mask] = target
+        if self.lean:
+            side = bits.to_bytes()
         payload = coder.get_compressed().tobytes()
         return _varint(len(side)) + bytes(side) + payload
+
+    def _first_quarter(self, symbols: np.ndarray, known: np.ndarray, plane: int) -> tuple[bool, dict]:
+        """Whether coding the plane's first quarter as a checkerboard of its own is estimated to cost
+        less, and the cheapest choice (``_cheapest``) for each of the groups that way."""
+        options = []
+        for phases in (SPLIT_QUARTER, PHASES_V1[:1]):
+            trial, priced = known.copy(), {}
+            for phase in (ph for ph in phases if self._masks[ph].any()):
+                group = self.group(trial, plane, phase)
+                priced[phase] = self._cheapest(group, symbols[plane][group.mask])
+                trial[plane][group.mask] = symbols[plane][group.mask]
+            options.append((sum(choice[0] for choice in priced.values()), priced))
+        split = options[0][0] < options[1][0]
+        return split, options[0 if split else 1][1]
+
+    def _cheapest(self, group: _Group, target: np.ndarray):
+        """(estimated bits, weights, shift, alpha, beta) at the weights' cheapest precision (v1: 1/1024 only)."""
+        buckets = _bucket(group.activity)
+        fitted = _fit_weights(group.features, target - self.mid)
+        shifts = range(MAX_SHIFT + 1) if self.lean else (0,)
+        return min((self._priced(group, target, buckets, fitted, shift) for shift in shifts), key=lambda c: c[0])
+
+    def _priced(self, group: _Group, target: np.ndarray, buckets: np.ndarray, fitted: np.ndarray, shift: int):
+        """(estimated bits, weights, shift, alpha, beta) for the fitted weights at precision 2^shift / 2^10."""
+        weights = _rounded(fitted, shift) << shift
+        base, frac = self.predict(group, weights)
+        nearest = base + (frac >= (1 << (WEIGHT_BITS - 1)))
+        alpha, beta, cost = _fit_scale_rule(target - nearest, buckets, self.levels)
+        if self.lean:
+            cost = self.estimated_bits(target, base, frac, _scale_of(buckets, alpha, beta))
+            probe = BitWriter()
+            _write_group(probe, weights, shift, alpha, beta)
+            cost += len(probe)
+        return cost, weights, shift, alpha, beta
+
+    def estimated_bits(self, target: np.ndarray, base: np.ndarray, frac: np.ndarray, scale: np.ndarray) -> float:
+        """Code length of the targets under ``probabilities``, ignoring the alphabet's ends (cheap: no rows)."""
+        f = frac.astype(np.float64) / float(1 << WEIGHT_BITS)
+        lo = self.rows[scale, np.minimum(np.abs(target - base), self.levels)]
+        hi = self.rows[scale, np.minimum(np.abs(target - base - 1), self.levels)]
+        theta = THETA[scale]
+        return float(-np.log2((lo * (1.0 - f) + hi * f) * (1.0 - theta) / (1.0 + theta)).sum())
 
     def _code_chunks(self, coder, target, base, frac, scale) -> None:
         import constriction
@@ -216,52 +303,66 @@ class _ContextCoder:
         decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(payload, np.uint32).copy())
         family = constriction.stream.model.Categorical(perfect=False)
         known = np.zeros((self.planes, self.height, self.width), np.int64)
-        offset = 0
-        for plane, phase in self.groups():
-            group = self.group(known, plane, phase)
-            weights, alpha, beta, offset = _unpack_group(side, offset, group.features.shape[1])
-            base, frac = self.predict(group, weights)
-            scale = _scale_of(_bucket(group.activity), alpha, beta)
-            values = np.empty(len(base), np.int64)
-            for start in range(0, len(base), CHUNK):
-                sl = slice(start, start + CHUNK)
-                try:
-                    values[sl] = decoder.decode(family, self.probabilities(base[sl], frac[sl], scale[sl]))
-                except Exception as exc:  # constriction raises plain errors on exhausted input
-                    raise EntropyError(f"range-coded payload corrupt: {exc}") from None
-            known[plane][group.mask] = values
-        if offset != len(side):
+        offset, bits = 0, BitReader(side, EntropyError)
+        for plane in range(self.planes):
+            for phase in self.phases(bool(bits.read(1)) if self.lean else False):
+                group = self.group(known, plane, phase)
+                if self.lean:
+                    weights, alpha, beta = _read_group(bits, group.features.shape[1])
+                else:
+                    weights, alpha, beta, offset = _unpack_group(side, offset, group.features.shape[1])
+                base, frac = self.predict(group, weights)
+                scale = _scale_of(_bucket(group.activity), alpha, beta)
+                known[plane][group.mask] = self._decode_values(decoder, family, base, frac, scale)
+        trailing = not bits.padding_is_clean() if self.lean else offset != len(side)
+        if trailing:
             raise EntropyError("side information has trailing bytes")
         return known
 
+    def _decode_values(self, decoder, family, base: np.ndarray, frac: np.ndarray, scale: np.ndarray) -> np.ndarray:
+        values = np.empty(len(base), np.int64)
+        for start in range(0, len(base), CHUNK):
+            sl = slice(start, start + CHUNK)
+            try:
+                values[sl] = decoder.decode(family, self.probabilities(base[sl], frac[sl], scale[sl]))
+            except Exception as exc:  # constriction raises plain errors on exhausted input
+                raise EntropyError(f"range-coded payload corrupt: {exc}") from None
+        return values
 
-def _phase_mask(height: int, width: int, phase: tuple[int, int]) -> np.ndarray:
+
+def _phase_mask(height: int, width: int, phase: Phase) -> np.ndarray:
     mask = np.zeros((height, width), bool)
-    mask[phase[0]::2, phase[1]::2] = True
+    mask[phase.offset[0]::phase.step, phase.offset[1]::phase.step] = True
     return mask
 
 
-def _neighbourhood(plane: np.ndarray, pattern, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Sum of the pattern's neighbours at masked positions, and their spread sum|4n - sum|.
+def _neighbourhood(plane: np.ndarray, pattern, mask: np.ndarray, distance: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Sum of the pattern's neighbours ``distance`` away at masked positions, and their spread sum|4n - sum|.
 
-    Borders mirror (which keeps a neighbour's checkerboard phase); a side of length 1 repeats.
+    Borders mirror (which keeps a neighbour's place in the phases); a side of length 1 repeats.
     """
     modes = ["reflect" if n > 1 else "edge" for n in plane.shape]
-    padded = np.pad(plane, ((1, 1), (0, 0)), mode=modes[0])
-    padded = np.pad(padded, ((0, 0), (1, 1)), mode=modes[1])
+    padded = np.pad(plane, ((distance, distance), (0, 0)), mode=modes[0])
+    padded = np.pad(padded, ((0, 0), (distance, distance)), mode=modes[1])
     height, width = plane.shape
-    values = [padded[1 + dy:1 + dy + height, 1 + dx:1 + dx + width][mask] for dy, dx in pattern]
+    values = [padded[distance + distance * dy:distance + distance * dy + height,
+                     distance + distance * dx:distance + distance * dx + width][mask] for dy, dx in pattern]
     total = sum(values)
     spread = sum(np.abs(4 * v - total) for v in values)
     return total, spread
 
 
 def _fit_weights(features: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Least-squares weights in units of 1/2^WEIGHT_BITS (float; ``_rounded`` makes them integers)."""
     f = features.astype(np.float64)
     weights, *_ = np.linalg.lstsq(f, target.astype(np.float64), rcond=None)
-    weights = np.nan_to_num(weights)
-    limit = (1 << 20) - 1
-    return np.clip(np.rint(weights * (1 << WEIGHT_BITS)), -limit, limit).astype(np.int64)
+    return np.clip(np.nan_to_num(weights) * (1 << WEIGHT_BITS), -WEIGHT_LIMIT, WEIGHT_LIMIT)
+
+
+def _rounded(weights: np.ndarray, shift: int) -> np.ndarray:
+    """Weights in units of 2^shift / 2^WEIGHT_BITS, within the limit once shifted back."""
+    bound = WEIGHT_LIMIT >> shift
+    return np.clip(np.rint(weights / (1 << shift)), -bound, bound).astype(np.int64)
 
 
 def _bucket(activity: np.ndarray) -> np.ndarray:
@@ -278,23 +379,20 @@ def _scale_of(buckets: np.ndarray, alpha: int, beta: int) -> np.ndarray:
     return np.clip(alpha + (beta * buckets) // 4, 0, SCALES - 1)
 
 
-def _fit_scale_rule(residual: np.ndarray, buckets: np.ndarray, levels: int) -> tuple[int, int]:
-    """Choose (alpha, beta) minimising the estimated code length of the residuals."""
-    rows = decay_rows(levels)
-    dist = np.abs(residual)
-    bits = -np.log2(rows[:, :levels] / (2 * rows[:, :levels].sum(axis=1, keepdims=True) - 1.0))  # (S, levels)
-    cost = np.zeros((BUCKETS, SCALES))
-    for b in np.unique(buckets):
-        hist = np.bincount(dist[buckets == b], minlength=levels)[:levels]
-        cost[b] = bits @ hist
-    best, best_cost = (0, 0), np.inf
-    for beta in range(0, 33):
-        scales = np.clip(np.arange(SCALES)[:, None] + (beta * np.arange(BUCKETS)[None, :]) // 4, 0, SCALES - 1)
-        totals = cost[np.arange(BUCKETS)[None, :], scales].sum(axis=1)
-        alpha = int(np.argmin(totals))
-        if totals[alpha] < best_cost:
-            best, best_cost = (alpha, beta), totals[alpha]
-    return best
+MAX_BETA = 32
+# _RULE_SCALES[beta, alpha, bucket]: the scale every (alpha, beta) rule gives each activity bucket
+_RULE_SCALES = np.clip(np.arange(SCALES)[None, :, None] + (np.arange(MAX_BETA + 1)[:, None, None]
+                                                         * np.arange(BUCKETS)[None, None, :]) // 4, 0, SCALES - 1)
+
+
+def _fit_scale_rule(residual: np.ndarray, buckets: np.ndarray, levels: int) -> tuple[int, int, float]:
+    """(alpha, beta) minimising the estimated code length of the residuals, and that length in bits."""
+    dist = np.minimum(np.abs(residual), levels - 1)
+    hist = np.bincount(buckets * levels + dist, minlength=BUCKETS * levels).reshape(BUCKETS, levels)
+    cost = hist @ distance_bits(levels).T  # (BUCKETS, SCALES)
+    totals = cost[np.arange(BUCKETS), _RULE_SCALES].sum(axis=2)  # (beta, alpha)
+    beta, alpha = np.unravel_index(int(np.argmin(totals)), totals.shape)
+    return int(alpha), int(beta), float(totals[beta, alpha])
 
 
 def _pack_group(weights: np.ndarray, alpha: int, beta: int) -> bytes:
@@ -313,9 +411,30 @@ def _unpack_group(side: bytes, offset: int, count: int) -> tuple[np.ndarray, int
     if offset + 2 > len(side):
         raise EntropyError("side information truncated")
     alpha, beta = side[offset], side[offset + 1]
-    if alpha >= SCALES or beta > 32:
+    if alpha >= SCALES or beta > MAX_BETA:
         raise EntropyError("side information holds an invalid scale rule")
     return np.array(weights, np.int64), alpha, beta, offset + 2
+
+
+def _write_group(bits: BitWriter, weights: np.ndarray, shift: int, alpha: int, beta: int) -> None:
+    bits.write(shift, SHIFT_BITS)
+    for w in weights:
+        bits.write_signed_golomb(int(w) >> shift, GOLOMB_ORDER)
+    bits.write(alpha, SCALE_RULE_BITS)
+    bits.write(beta, SCALE_RULE_BITS)
+
+
+def _read_group(bits: BitReader, count: int) -> tuple[np.ndarray, int, int]:
+    shift = bits.read(SHIFT_BITS)
+    if shift > MAX_SHIFT:
+        raise EntropyError("side information holds an invalid weight precision")
+    weights = [bits.read_signed_golomb(GOLOMB_ORDER) << shift for _ in range(count)]
+    if any(abs(w) > WEIGHT_LIMIT for w in weights):
+        raise EntropyError("side information holds an out-of-range weight")
+    alpha, beta = bits.read(SCALE_RULE_BITS), bits.read(SCALE_RULE_BITS)
+    if beta > MAX_BETA:
+        raise EntropyError("side information holds an invalid scale rule")
+    return np.array(weights, np.int64), alpha, beta
 
 
 def _varint(value: int) -> bytes:

@@ -4,6 +4,7 @@ import torch
 
 from sdfs.codec import entropy
 from sdfs.codec.quant import UniformQuantizer
+from sdfs.codec.varint import read_varint
 
 
 @pytest.fixture(scope="module")
@@ -26,9 +27,32 @@ def test_odd_shapes_and_alphabets(shape):
     rng = np.random.default_rng(0)
     for levels in (2, 17, 256, 4096):
         symbols = rng.integers(0, levels, shape).astype(np.int32)
-        for coder in (entropy.CONTEXT, entropy.LZMA):
+        for coder in (entropy.CONTEXT, entropy.CONTEXT_V1, entropy.LZMA):
             data = entropy.encode(symbols, levels, coder)
             assert np.array_equal(entropy.decode(data, shape, levels, coder), symbols)
+
+
+@pytest.mark.parametrize("bits", [3, 5])
+def test_lean_side_information_codes_the_same_symbols_in_fewer_bytes(real_symbols, bits):
+    q = real_symbols[bits]
+    lean, v1 = (entropy.encode(q.symbols, q.levels, coder) for coder in (entropy.CONTEXT, entropy.CONTEXT_V1))
+    assert np.array_equal(entropy.decode(v1, q.symbols.shape, q.levels, entropy.CONTEXT_V1), q.symbols)
+    side = [read_varint(data, 0, entropy.EntropyError)[0] for data in (lean, v1)]
+    assert side[0] < 0.75 * side[1] and len(lean) < len(v1)
+
+
+def test_a_smooth_plane_codes_its_first_quarter_as_a_checkerboard_of_its_own():
+    rng = np.random.default_rng(2)
+    smooth = np.kron(rng.normal(size=(1, 9, 13)), np.ones((8, 8)))[:, :64, :96]
+    smooth = sum(np.roll(smooth, (dy, dx), axis=(1, 2)) for dy in range(-3, 4) for dx in range(-3, 4)) / 49
+    plane = np.clip(np.rint((smooth - smooth.min()) / np.ptp(smooth) * 63), 0, 63).astype(np.int32)
+    symbols = np.concatenate([plane, rng.integers(30, 34, plane.shape)])  # and a noisy plane after it
+    lean, v1 = (entropy.encode(symbols, 64, coder) for coder in (entropy.CONTEXT, entropy.CONTEXT_V1))
+    assert np.array_equal(entropy.decode(lean, symbols.shape, 64), symbols)
+    _, start = read_varint(lean, 0, entropy.EntropyError)
+    assert lean[start] >> 7 == 1  # the first plane's flag: split
+    alone = [len(entropy.encode(plane, 64, coder)) for coder in (entropy.CONTEXT, entropy.CONTEXT_V1)]
+    assert alone[0] < 0.85 * alone[1] and len(lean) < len(v1)
 
 
 def test_constant_plane_costs_almost_nothing():
@@ -41,12 +65,13 @@ def test_out_of_range_symbols_are_refused():
         entropy.encode(np.array([[[32]]]), 32)
 
 
-def test_garbage_payload_raises_entropy_error_or_decodes_in_range():
+@pytest.mark.parametrize("coder", [entropy.CONTEXT, entropy.CONTEXT_V1])
+def test_garbage_payload_raises_entropy_error_or_decodes_in_range(coder):
     rng = np.random.default_rng(1)
     for n in range(0, 64, 7):
         data = rng.bytes(n)
         try:
-            out = entropy.decode(data, (4, 6, 6), 32)
+            out = entropy.decode(data, (4, 6, 6), 32, coder)
         except entropy.EntropyError:
             continue
         assert out.shape == (4, 6, 6) and out.min() >= 0 and out.max() < 32
