@@ -7,13 +7,14 @@ predictor (weights sent as side information) gives the mean, a per-group activit
 rule gives the spread of a discrete Laplace distribution, and a range coder
 (``constriction``) codes the symbols against it. Within a group everything is vectorised.
 
-The side information comes in two versions. ``context v1`` (coder 1, written until
-2026-11-27) sends every weight at 1/1024 as a varint and the scale rule in two bytes. The
-current ``context`` (coder 3) sends each group's weights at the precision the encoder picks
-for that group (the one that minimises the estimated code length of the group's symbols plus
-its weights), as Exp-Golomb codes in a bit stream, and the scale rule in 12 bits: the weights
-of a plane that is hardly predictable cost a few bits instead of a dozen bytes. The symbols
-are coded the same way in both, and both decode.
+Two versions. ``context v1`` (coder 1, written until 2026-11-27) codes every plane in the
+four phases above and sends every weight at 1/1024 as a varint and the scale rule in two
+bytes. The current ``context`` (coder 3) sends each group's weights at the precision the
+encoder finds cheapest for that group (estimated code length of the group's symbols plus its
+weights), as Exp-Golomb codes in a bit stream, and the scale rule in 12 bits; and where the
+encoder estimates it pays, it codes a plane's first phase (which sees no neighbours of its own
+plane) as a checkerboard of its own, two cells apart, with one bit per plane saying so. The
+model of each symbol is the same in both, and both decode.
 
 All of the model's arithmetic that the decoder must repeat is integer or IEEE-exact
 (add/multiply/divide, no exp/log), so a blob decodes identically on every machine.
@@ -342,11 +343,12 @@ def _neighbourhood(plane: np.ndarray, pattern, mask: np.ndarray, distance: int =
     Borders mirror (which keeps a neighbour's place in the phases); a side of length 1 repeats.
     """
     modes = ["reflect" if n > 1 else "edge" for n in plane.shape]
-    padded = np.pad(plane, ((distance, distance), (0, 0)), mode=modes[0])
-    padded = np.pad(padded, ((0, 0), (distance, distance)), mode=modes[1])
+    pad = distance * max(max(abs(dy), abs(dx)) for dy, dx in pattern)
+    padded = np.pad(plane, ((pad, pad), (0, 0)), mode=modes[0])
+    padded = np.pad(padded, ((0, 0), (pad, pad)), mode=modes[1])
     height, width = plane.shape
-    values = [padded[distance + distance * dy:distance + distance * dy + height,
-                     distance + distance * dx:distance + distance * dx + width][mask] for dy, dx in pattern]
+    values = [padded[pad + distance * dy:pad + distance * dy + height,
+                     pad + distance * dx:pad + distance * dx + width][mask] for dy, dx in pattern]
     total = sum(values)
     spread = sum(np.abs(4 * v - total) for v in values)
     return total, spread
