@@ -31,6 +31,13 @@ def taesd():
 
 
 @pytest.fixture(scope="session")
+def taesd3():
+    from sdfs.codec import load_model
+
+    return load_model("madebyollin/taesd3", device="cpu")
+
+
+@pytest.fixture(scope="session")
 def taesd_own():
     """TAESD with its own encoder, not sdfs's fine-tuned one: for tests of what lifts weak latents."""
     from sdfs.codec import load_model

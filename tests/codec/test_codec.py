@@ -91,8 +91,8 @@ def test_a_scale_outside_0_to_1_is_refused(taesd, scale):
         Codec(taesd, CodecConfig(scale=scale))
 
 
-def test_store_made_with_one_family_is_refused_by_another(codec, kodak_crop):
-    sd3 = Codec(load_model("madebyollin/taesd3", device="cpu"))
+def test_store_made_with_one_family_is_refused_by_another(codec, taesd3, kodak_crop):
+    sd3 = Codec(taesd3)
     with pytest.raises(CodecError, match="sd1 latents.*reads sd3"):
         sd3.decode(codec.encode(kodak_crop))
 
@@ -130,7 +130,7 @@ def test_the_rate_aware_sd3_encoder_beats_taesd3s_own_with_fewer_bytes(kodak_cro
     assert gain > 0.5, f"the tuned encoder gained only {gain:.2f} dB ({results})"
 
 
-def test_sd3_codes_its_principal_components_better_at_equal_bytes():
+def test_sd3_codes_its_principal_components_better_at_equal_bytes(taesd3):
     """The rotated quantiser at 4 levels against the sixteen channels' curve from 4 to 5 levels, sd3.
 
     On this crop, the centre 256 px of kodim07 (encoder v2, lean side information): 2906 B, 25.65 dB
@@ -142,10 +142,9 @@ def test_sd3_codes_its_principal_components_better_at_equal_bytes():
     from tests.conftest import KODAK
 
     image = ImageData(centre_crop(read_image(KODAK / "kodim07.png").rgb(), 256))
-    model = load_model("madebyollin/taesd3", device="cpu")
     results = {}
     for decorrelate, levels in ((True, 4), (False, 4), (False, 5)):
-        codec = Codec(model, CodecConfig(levels=levels, decorrelate=decorrelate))
+        codec = Codec(taesd3, CodecConfig(levels=levels, decorrelate=decorrelate))
         blob = codec.encode(image)
         results[decorrelate, levels] = (len(blob), psnr(image.pixels, codec.decode(blob).pixels), Codec.info(blob))
     (size, quality, info), low, high = results[True, 4], results[False, 4], results[False, 5]
@@ -160,10 +159,10 @@ def _size_psnr_encoder(codec: Codec, image) -> tuple[int, float, str]:
     return len(blob), psnr(image.pixels, codec.decode(blob).pixels), Codec.info(blob).encoder
 
 
-def test_taesd3_refuses_taef1_blobs(kodak_crop):
+def test_taesd3_refuses_taef1_blobs(taesd3, kodak_crop):
     flux = Codec(load_model(str(VAE_APPROX / "taef1_encoder.safetensors"), device="cpu"), CodecConfig(bits=3))
     blob = flux.encode(kodak_crop)
     assert Codec.info(blob).family == "flux" and Codec.info(blob).encoder == "vae_approx:taef1"
     with pytest.raises(CodecError, match="flux latents.*reads sd3"):
-        Codec(load_model("madebyollin/taesd3", device="cpu")).decode(blob)
+        Codec(taesd3).decode(blob)
     assert psnr(flux.decode(blob).pixels, kodak_crop.pixels) > 20

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from sdfs.codec import Codec, CodecConfig, load_model
+from sdfs.codec import Codec, CodecConfig
 from sdfs.codec.images import ImageData
 from tests.conftest import psnr
 
@@ -9,11 +9,6 @@ from tests.conftest import psnr
 @pytest.fixture(scope="module")
 def crop(kodak_crop):
     return ImageData(np.ascontiguousarray(kodak_crop.pixels[:64, :64]))
-
-
-@pytest.fixture(scope="module")
-def taesd3():
-    return load_model("madebyollin/taesd3", device="cpu")
 
 
 @pytest.mark.parametrize("quantizer", ["uniform", "palette"])
