@@ -16,6 +16,12 @@ encoder estimates it pays, it codes a plane's first phase (which sees no neighbo
 plane) as a checkerboard of its own, two cells apart, with one bit per plane saying so. The
 model of each symbol is the same in both, and both decode.
 
+``context`` since 2026-12-04 is coder 4: coder 3 plus one escape. A group whose weights are all
+zero (no prediction, the distribution centred on the alphabet's middle) says so with the
+precision field's unused value 15 and sends no weights. sd3's Haar bands have 64 planes, 256
+groups, and most detail bands need no prediction: coder 3 paid 3 bits a zero weight, about 20
+bits a group. Coder 3 (``context v3``) blobs still decode.
+
 All of the model's arithmetic that the decoder must repeat is integer or IEEE-exact
 (add/multiply/divide, no exp/log), so a blob decodes identically on every machine.
 
@@ -32,8 +38,9 @@ import numpy as np
 from .bitstream import BitReader, BitWriter
 from .varint import encode_varint, read_varint
 
-CONTEXT_V1, LZMA, CONTEXT = 1, 2, 3
-CODER_NAMES = {CONTEXT_V1: "context v1", LZMA: "lzma", CONTEXT: "context"}
+CONTEXT_V1, LZMA, CONTEXT_V3, CONTEXT = 1, 2, 3, 4
+CODER_NAMES = {CONTEXT_V1: "context v1", LZMA: "lzma", CONTEXT_V3: "context v3", CONTEXT: "context"}
+CONTEXT_CODERS = (CONTEXT_V1, CONTEXT_V3, CONTEXT)
 
 DIRECT = ((-1, 0), (1, 0), (0, -1), (0, 1))
 DIAGONAL = ((-1, -1), (-1, 1), (1, -1), (1, 1))
@@ -45,6 +52,7 @@ CHUNK = 8192
 WEIGHT_LIMIT = (1 << 20) - 1
 MAX_SHIFT = 10  # coarsest weight precision: whole units (1 << WEIGHT_BITS in fixed point)
 SHIFT_BITS, SCALE_RULE_BITS, GOLOMB_ORDER = 4, 6, 2
+NO_PREDICTION = (1 << SHIFT_BITS) - 1  # coder 4: in the precision field, "all weights zero, none sent"
 
 
 class EntropyError(ValueError):
@@ -96,7 +104,7 @@ def encode(symbols: np.ndarray, levels: int, coder: int = CONTEXT) -> bytes:
     if coder == LZMA:
         dtype = np.uint8 if levels <= 256 else np.uint16
         return lzma.compress(symbols.astype(dtype).tobytes(), preset=9 | lzma.PRESET_EXTREME)
-    if coder not in (CONTEXT, CONTEXT_V1):
+    if coder not in CONTEXT_CODERS:
         raise EntropyError(f"unknown entropy coder {coder}")
     return _ContextCoder(symbols.shape, levels, coder).encode(symbols.astype(np.int64))
 
@@ -106,7 +114,7 @@ def decode(data: bytes, shape: tuple[int, int, int], levels: int, coder: int = C
     _check_shape(shape, levels)
     if coder == LZMA:
         return _decode_lzma(data, shape, levels)
-    if coder not in (CONTEXT, CONTEXT_V1):
+    if coder not in CONTEXT_CODERS:
         raise EntropyError(f"unknown entropy coder {coder}")
     return _ContextCoder(shape, levels, coder).decode(data).astype(np.int32)
 
@@ -166,7 +174,8 @@ class _ContextCoder:
     def __init__(self, shape: tuple[int, int, int], levels: int, version: int = CONTEXT) -> None:
         self.planes, self.height, self.width = shape
         self.levels = levels
-        self.lean = version == CONTEXT
+        self.lean = version in (CONTEXT_V3, CONTEXT)
+        self.escape = version == CONTEXT  # groups without prediction send no weights
         self.mid = levels // 2
         self.rows = decay_rows(levels)
         self._masks = {ph: _phase_mask(self.height, self.width, ph) for ph in PHASES_V1 + SPLIT_QUARTER}
@@ -229,7 +238,7 @@ class _ContextCoder:
                 target = symbols[plane][group.mask]
                 _, weights, shift, alpha, beta = priced.get(phase) or self._cheapest(group, target)
                 if self.lean:
-                    _write_group(bits, weights, shift, alpha, beta)
+                    _write_group(bits, weights, shift, alpha, beta, self.escape)
                 else:
                     side += _pack_group(weights, alpha, beta)
                 base, frac = self.predict(group, weights)
@@ -259,7 +268,10 @@ class _ContextCoder:
         buckets = _bucket(group.activity)
         fitted = _fit_weights(group.features, target - self.mid)
         shifts = range(MAX_SHIFT + 1) if self.lean else (0,)
-        return min((self._priced(group, target, buckets, fitted, shift) for shift in shifts), key=lambda c: c[0])
+        choices = [self._priced(group, target, buckets, fitted, shift) for shift in shifts]
+        if self.escape:
+            choices.append(self._priced(group, target, buckets, np.zeros_like(fitted), MAX_SHIFT))
+        return min(choices, key=lambda c: c[0])
 
     def _priced(self, group: _Group, target: np.ndarray, buckets: np.ndarray, fitted: np.ndarray, shift: int):
         """(estimated bits, weights, shift, alpha, beta) for the fitted weights at precision 2^shift / 2^10."""
@@ -270,7 +282,7 @@ class _ContextCoder:
         if self.lean:
             cost = self.estimated_bits(target, base, frac, _scale_of(buckets, alpha, beta))
             probe = BitWriter()
-            _write_group(probe, weights, shift, alpha, beta)
+            _write_group(probe, weights, shift, alpha, beta, self.escape)
             cost += len(probe)
         return cost, weights, shift, alpha, beta
 
@@ -309,7 +321,7 @@ class _ContextCoder:
             for phase in self.phases(bool(bits.read(1)) if self.lean else False):
                 group = self.group(known, plane, phase)
                 if self.lean:
-                    weights, alpha, beta = _read_group(bits, group.features.shape[1])
+                    weights, alpha, beta = _read_group(bits, group.features.shape[1], self.escape)
                 else:
                     weights, alpha, beta, offset = _unpack_group(side, offset, group.features.shape[1])
                 base, frac = self.predict(group, weights)
@@ -418,19 +430,26 @@ def _unpack_group(side: bytes, offset: int, count: int) -> tuple[np.ndarray, int
     return np.array(weights, np.int64), alpha, beta, offset + 2
 
 
-def _write_group(bits: BitWriter, weights: np.ndarray, shift: int, alpha: int, beta: int) -> None:
-    bits.write(shift, SHIFT_BITS)
-    for w in weights:
-        bits.write_signed_golomb(int(w) >> shift, GOLOMB_ORDER)
+def _write_group(bits: BitWriter, weights: np.ndarray, shift: int, alpha: int, beta: int,
+                 escape: bool = False) -> None:
+    if escape and not weights.any():
+        bits.write(NO_PREDICTION, SHIFT_BITS)
+    else:
+        bits.write(shift, SHIFT_BITS)
+        for w in weights:
+            bits.write_signed_golomb(int(w) >> shift, GOLOMB_ORDER)
     bits.write(alpha, SCALE_RULE_BITS)
     bits.write(beta, SCALE_RULE_BITS)
 
 
-def _read_group(bits: BitReader, count: int) -> tuple[np.ndarray, int, int]:
+def _read_group(bits: BitReader, count: int, escape: bool = False) -> tuple[np.ndarray, int, int]:
     shift = bits.read(SHIFT_BITS)
-    if shift > MAX_SHIFT:
+    if escape and shift == NO_PREDICTION:
+        weights = [0] * count
+    elif shift > MAX_SHIFT:
         raise EntropyError("side information holds an invalid weight precision")
-    weights = [bits.read_signed_golomb(GOLOMB_ORDER) << shift for _ in range(count)]
+    else:
+        weights = [bits.read_signed_golomb(GOLOMB_ORDER) << shift for _ in range(count)]
     if any(abs(w) > WEIGHT_LIMIT for w in weights):
         raise EntropyError("side information holds an out-of-range weight")
     alpha, beta = bits.read(SCALE_RULE_BITS), bits.read(SCALE_RULE_BITS)

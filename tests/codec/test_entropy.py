@@ -27,7 +27,7 @@ def test_odd_shapes_and_alphabets(shape):
     rng = np.random.default_rng(0)
     for levels in (2, 17, 256, 4096):
         symbols = rng.integers(0, levels, shape).astype(np.int32)
-        for coder in (entropy.CONTEXT, entropy.CONTEXT_V1, entropy.LZMA):
+        for coder in (entropy.CONTEXT, entropy.CONTEXT_V3, entropy.CONTEXT_V1, entropy.LZMA):
             data = entropy.encode(symbols, levels, coder)
             assert np.array_equal(entropy.decode(data, shape, levels, coder), symbols)
 
@@ -55,6 +55,20 @@ def test_a_smooth_plane_codes_its_first_quarter_as_a_checkerboard_of_its_own():
     assert alone[0] < 0.85 * alone[1] and len(lean) < len(v1)
 
 
+def test_groups_without_prediction_send_no_weights():
+    """Planes of centred noise (like sd3's Haar detail bands) need no predictor: coder 4 says so in
+    four bits a group where coder 3 sent every zero weight; the symbols' code is the same."""
+    rng = np.random.default_rng(3)
+    symbols = np.clip(np.rint(rng.laplace(16, 1.5, (24, 16, 24))), 0, 32).astype(np.int32)
+    lean, v3 = (entropy.encode(symbols, 33, coder) for coder in (entropy.CONTEXT, entropy.CONTEXT_V3))
+    assert np.array_equal(entropy.decode(lean, symbols.shape, 33), symbols)
+    assert np.array_equal(entropy.decode(v3, symbols.shape, 33, entropy.CONTEXT_V3), symbols)
+    side = [read_varint(data, 0, entropy.EntropyError)[0] for data in (lean, v3)]
+    assert side[0] < 0.6 * side[1] and len(lean) < len(v3), (side, len(lean), len(v3))
+    with pytest.raises(entropy.EntropyError, match="precision"):  # coder 3 never had the escape
+        entropy.decode(lean, symbols.shape, 33, entropy.CONTEXT_V3)
+
+
 def test_constant_plane_costs_almost_nothing():
     symbols = np.full((4, 64, 64), 9, np.int32)
     assert len(entropy.encode(symbols, 32)) * 8 < 0.25 * symbols.size
@@ -65,7 +79,7 @@ def test_out_of_range_symbols_are_refused():
         entropy.encode(np.array([[[32]]]), 32)
 
 
-@pytest.mark.parametrize("coder", [entropy.CONTEXT, entropy.CONTEXT_V1])
+@pytest.mark.parametrize("coder", [entropy.CONTEXT, entropy.CONTEXT_V3, entropy.CONTEXT_V1])
 def test_garbage_payload_raises_entropy_error_or_decodes_in_range(coder):
     rng = np.random.default_rng(1)
     for n in range(0, 64, 7):
