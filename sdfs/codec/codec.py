@@ -18,7 +18,7 @@ from .container import Blob, ContainerError
 from .images import DEFAULT_MAX_PIXELS, ImageData, pad_offsets, pad_to_multiple, padded_size, read_image, rgb_to_grey
 from .models import DEFAULT_MODEL, LatentModel, load_model
 from .optimize import RATE_WEIGHT, STRUCTURE_WEIGHT, Objective, RefineReport, refine, steps_for_effort
-from .quant import PALETTE, QuantError, QuantizedLatent, make_quantizer
+from .quant import PALETTE, QuantError, QuantizedLatent, make_quantizer, symbol_shape
 from .rotations import NO_ROTATION, rotation_for_family
 from .tiling import run_tiled
 
@@ -39,6 +39,7 @@ class CodecConfig:
     levels: int | None = None  # uniform quantiser's levels per value (2..256): overrides bits, for rates between them
     palette_size: int = 256
     decorrelate: bool = True  # uniform: code the family's principal components where sdfs ships a rotation (sd3)
+    bands: bool = True  # those components as one level of Haar bands (quant.RotatedHaarQuantizer)
     effort: int = 0
     structure_weight: float = STRUCTURE_WEIGHT  # effort's refinement: weight of (1 - MS-SSIM)
     rate_weight: float = RATE_WEIGHT  # effort's refinement: weight of its estimate of bits per pixel
@@ -81,7 +82,7 @@ class Codec:
             raise ValueError(f"scale must be in (0, 1], not {self.config.scale}")
         rotation = rotation_for_family(model.family.name) if self.config.decorrelate else NO_ROTATION
         self.quantizer = make_quantizer(self.config.quantizer, self.config.bits, self.config.palette_size,
-                                        self.config.seed, self.config.levels, rotation)
+                                        self.config.seed, self.config.levels, rotation, self.config.bands)
         self.steps = steps_for_effort(self.config.effort)
         self.objective = Objective(self.config.structure_weight, self.config.rate_weight)
         self.last_reports: list[RefineReport] = []
@@ -220,9 +221,9 @@ class Codec:
 
     def _latent_of(self, blob: Blob) -> torch.Tensor:
         try:
-            q = QuantizedLatent.parse_params(blob.quantizer, blob.channels)
-            planes = 1 if q.kind == PALETTE else blob.channels
-            shape = (planes, blob.latent_height, blob.latent_width)
+            size = (blob.latent_height, blob.latent_width)
+            q = QuantizedLatent.parse_params(blob.quantizer, blob.channels, size)
+            shape = symbol_shape(q.kind, blob.channels, *size)
             q.symbols = entropy.decode(blob.payload, shape, q.levels, blob.coder)
         except (QuantError, entropy.EntropyError) as exc:
             raise CodecError(str(exc)) from None

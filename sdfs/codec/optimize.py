@@ -28,11 +28,15 @@ import torch
 import torch.nn.functional as F
 from pytorch_msssim import ms_ssim, ssim
 
+from . import wavelet
 from .quant import (
+    HAAR,
     PALETTE,
     ROTATED,
     UNIFORM,
     QuantizedLatent,
+    haar_latent,
+    haar_steps,
     straight_through_round,
     uniform_grid,
 )
@@ -99,10 +103,10 @@ def refine(q: QuantizedLatent, latent: np.ndarray, target: torch.Tensor, weight:
     objective = objective or Objective()
     if steps <= 0:
         return q, RefineReport(0, float("nan"), float("nan"), 0.0)
-    if q.kind in (UNIFORM, ROTATED):
-        lr = lr or uniform_lr(q.requested_levels) * (ROTATED_LR_SCALE if q.kind == ROTATED else 1.0)
-        q2, before, after = _refine_uniform_tiled(q, latent, target, weight, decoder, factor, steps,
-                                                  lr, objective, between_steps)
+    if q.kind in (UNIFORM, ROTATED, HAAR):
+        lr = lr or uniform_lr(q.requested_levels) * (ROTATED_LR_SCALE if q.kind != UNIFORM else 1.0)
+        tiled = _refine_haar_tiled if q.kind == HAAR else _refine_uniform_tiled
+        q2, before, after = tiled(q, latent, target, weight, decoder, factor, steps, lr, objective, between_steps)
     elif q.kind == PALETTE:
         q2, before, after = _refine_palette(q, target, weight, decoder, steps, lr or 0.01, objective,
                                             between_steps)
@@ -168,13 +172,59 @@ def _refine_uniform_tiled(q, latent, target, weight, decoder, factor, steps, lr,
         rotation = torch.from_numpy(rotation_matrix(q.rotation, channels).copy())
         latent = (rotation.numpy() @ latent.reshape(channels, -1)).reshape(latent.shape)
     codes = torch.from_numpy((latent - low.numpy()[:, None, None]) / step.numpy()[:, None, None]).float()
+
+    def synthesis(window_y, window_x):
+        def latent_of(codes):
+            values = low.to(codes)[:, None, None] + codes * step.to(codes)[:, None, None]
+            if rotation is None:
+                return values
+            return torch.einsum("kc,khw->chw", rotation.to(codes), values)  # components back to channels
+        return latent_of, window_y, window_x
+
+    # Adam moves every variable alike: in units of the steps' geometric mean, a rotated quantiser's
+    # fine and coarse components move the same latent distance
+    unit = step / torch.exp(torch.log(step).mean()) if rotation is not None else torch.ones_like(step)
+    return _refine_tiles(q, codes, unit, synthesis, 1, target, weight, decoder, factor, steps, lr, objective,
+                         between_steps)
+
+
+def _refine_haar_tiled(q, latent, target, weight, decoder, factor, steps, lr, objective, between_steps):
+    """Codes are the components' Haar bands in their steps (band-major planes). The transform is
+    local, so a window of bands is a window of latent cells twice its size, refined as the channels' are."""
+    channels = len(q.table)
+    height, width = q.latent_size
+    components = (rotation_matrix(q.rotation, channels) @ latent.reshape(channels, -1)).reshape(latent.shape)
+    band_steps, centres = haar_steps(q, np)
+    codes = wavelet.forward(components.astype(np.float64)) / band_steps - centres + q.levels // 2
+    codes = torch.from_numpy(codes.transpose(1, 0, 2, 3).reshape(q.symbols.shape)).float()
+    plane_steps = torch.from_numpy(band_steps[:, :, 0, 0].T.reshape(-1).copy())
+
+    def synthesis(window_y, window_x):
+        rows = slice(2 * window_y.start, min(2 * window_y.stop, height))
+        cols = slice(2 * window_x.start, min(2 * window_x.stop, width))
+        part = dataclasses.replace(q, latent_size=(rows.stop - rows.start, cols.stop - cols.start))
+        return (lambda codes: haar_latent(codes, part, torch)), rows, cols
+
+    unit = plane_steps / torch.exp(torch.log(plane_steps).mean())
+    return _refine_tiles(q, codes, unit, synthesis, 2, target, weight, decoder, factor, steps, lr, objective,
+                         between_steps)
+
+
+def _refine_tiles(q, codes, unit, synthesis, cells, target, weight, decoder, factor, steps, lr, objective,
+                  between_steps):
+    """Refine (planes, h, w) ``codes`` window by window; ``synthesis(window_y, window_x)`` gives the
+    function from a window's codes to its latent and the latent cells that latent covers (``cells``
+    latent cells a code). Returns (refined q, loss before, loss after)."""
+    _, height, width = q.symbols.shape
     symbols = q.symbols.copy()
     before = after = 0.0
-    for core_y, core_x, win_y, win_x in tile_windows(height, width, OPT_TILE, OPT_MARGIN):
-        px_y = slice(win_y.start * factor, win_y.stop * factor)
-        px_x = slice(win_x.start * factor, win_x.stop * factor)
+    margin = max(1, OPT_MARGIN // cells)
+    for core_y, core_x, win_y, win_x in tile_windows(height, width, OPT_TILE // cells, margin):
+        latent_of, rows, cols = synthesis(win_y, win_x)
+        px_y = slice(rows.start * factor, rows.stop * factor)
+        px_x = slice(cols.start * factor, cols.stop * factor)
         w = None if weight is None else weight[..., px_y, px_x]
-        best, b0, b1 = _refine_codes(codes[:, win_y, win_x], low, step, rotation, q.levels, target[..., px_y, px_x],
+        best, b0, b1 = _refine_codes(codes[:, win_y, win_x], unit, latent_of, q.levels, target[..., px_y, px_x],
                                      w, decoder, steps, lr, objective, between_steps)
         ry = slice(core_y.start - win_y.start, core_y.stop - win_y.start)
         rx = slice(core_x.start - win_x.start, core_x.stop - win_x.start)
@@ -183,13 +233,9 @@ def _refine_uniform_tiled(q, latent, target, weight, decoder, factor, steps, lr,
     return dataclasses.replace(q, symbols=symbols), before, after
 
 
-def _refine_codes(codes, low, step, rotation, levels, target, weight, decoder, steps, lr, objective, between_steps):
+def _refine_codes(codes, unit, latent_of, levels, target, weight, decoder, steps, lr, objective, between_steps):
     device = target.device
-    low, step = low.to(device), step.to(device)
-    rotation = None if rotation is None else rotation.to(device)
-    # Adam moves every variable alike: in units of the steps' geometric mean, a rotated quantiser's
-    # fine and coarse components move the same latent distance
-    unit = (step / torch.exp(torch.log(step).mean()) if rotation is not None else torch.ones_like(step))[:, None, None]
+    unit = unit.to(device)[:, None, None]
     variable = (codes.to(device).clamp(0, levels - 1) * unit).requires_grad_(True)
 
     def quantised():
@@ -197,10 +243,7 @@ def _refine_codes(codes, low, step, rotation, levels, target, weight, decoder, s
 
     def loss():
         codes = quantised()
-        latent = low[:, None, None] + codes * step[:, None, None]
-        if rotation is not None:  # components back to channels
-            latent = torch.einsum("kc,khw->chw", rotation, latent)
-        distortion = objective.distortion(decoder(latent[None]), target, weight)
+        distortion = objective.distortion(decoder(latent_of(codes)[None]), target, weight)
         if not objective.rate_weight:
             return distortion
         return distortion + objective.rate_weight * estimated_bits(codes) / (target.shape[-2] * target.shape[-1])

@@ -1,13 +1,19 @@
 import numpy as np
 import pytest
+import torch
 
+from sdfs.codec import quant, wavelet
 from sdfs.codec.quant import (
+    HAAR,
     MAX_ROTATED_SYMBOLS,
     PaletteQuantizer,
     QuantError,
     QuantizedLatent,
+    RotatedHaarQuantizer,
     RotatedQuantizer,
     UniformQuantizer,
+    haar_latent,
+    symbol_shape,
     uniform_grid,
 )
 from sdfs.codec.rotations import rotation_matrix
@@ -104,6 +110,56 @@ def test_rotated_quantiser_gives_strong_components_finer_steps_and_roundtrips(le
     assert (parsed.kind, parsed.levels, parsed.rotation, parsed.requested_levels) == (q.kind, q.levels, 1, levels)
     parsed.symbols = q.symbols
     assert np.array_equal(parsed.dequantize(), q.dequantize())
+
+
+@pytest.mark.parametrize("shape", [(16, 12, 16), (16, 7, 9), (16, 1, 5)])
+def test_haar_transform_inverts_on_any_size(shape):
+    z = correlated_latent(shape=shape).astype(np.float64)
+    bands = wavelet.forward(z)
+    assert bands.shape == (16, 4, *wavelet.band_size(*shape[1:]))
+    assert np.allclose(wavelet.inverse(bands, *shape[1:]), z)
+    assert np.allclose(wavelet.inverse(torch.from_numpy(bands), *shape[1:]).numpy(), z)
+    assert np.allclose((bands ** 2).sum(), (np.pad(z, ((0, 0), (0, shape[1] % 2), (0, shape[2] % 2)), "edge") ** 2).sum())
+
+
+@pytest.mark.parametrize("levels,shape", [(4, (16, 12, 16)), (6, (16, 7, 9)), (32, (16, 12, 16)), (256, (16, 5, 3))])
+def test_rotated_haar_quantiser_rounds_bands_and_roundtrips(levels, shape, monkeypatch):
+    monkeypatch.setattr(quant, "MIN_HAAR_CELLS", 1)
+    z = correlated_latent(shape=shape)
+    q = RotatedHaarQuantizer(levels=levels, rotation=1).quantize(z)
+    assert q.kind == HAAR and q.symbols.shape == symbol_shape(HAAR, 16, *shape[1:])
+    assert 0 <= q.symbols.min() and q.symbols.max() < q.levels and q.requested_levels == levels
+    steps = q.table.astype(np.float32)
+    assert np.allclose(steps[:, 1], steps[:, 0] * 1.2, rtol=2e-3)  # details on a coarser grid
+    components = (rotation_matrix(1, 16) @ z.reshape(16, -1)).reshape(z.shape)
+    decoded = (rotation_matrix(1, 16) @ q.dequantize().reshape(16, -1)).reshape(z.shape)
+    # one cell's error: half of LL's rounding plus half of each detail band's
+    bound = (steps[:, 0] + 3 * steps[:, 1]) / 4 + 1e-2
+    assert (np.abs(decoded - components).max(axis=(1, 2)) <= bound).all()
+    parsed = QuantizedLatent.parse_params(q.params_bytes(), 16, shape[1:])
+    assert (parsed.kind, parsed.levels, parsed.rotation, parsed.requested_levels) == (HAAR, q.levels, 1, levels)
+    parsed.symbols = q.symbols
+    assert np.array_equal(parsed.dequantize(), q.dequantize())
+    through_torch = haar_latent(torch.from_numpy(q.symbols).double(), q, torch).numpy()
+    assert np.allclose(through_torch, q.dequantize(), atol=1e-4)
+
+
+def test_small_latents_keep_rounding_cells():
+    small = RotatedHaarQuantizer(levels=6, rotation=1).quantize(correlated_latent(shape=(16, 32, 32)))
+    large = RotatedHaarQuantizer(levels=6, rotation=1).quantize(correlated_latent(shape=(16, 64, 96)))
+    assert small.name == "rotated uniform" and large.name == "rotated haar"
+
+
+def test_rotated_haar_parameters_are_checked(monkeypatch):
+    monkeypatch.setattr(quant, "MIN_HAAR_CELLS", 1)
+    q = RotatedHaarQuantizer(levels=6, rotation=1).quantize(correlated_latent())
+    data = q.params_bytes()
+    with pytest.raises(QuantError, match="wrong length"):
+        QuantizedLatent.parse_params(data[:-2], 16)
+    bad = bytearray(data)
+    bad[8:10] = np.array([-1.0], "<f2").tobytes()
+    with pytest.raises(QuantError, match="not positive"):
+        QuantizedLatent.parse_params(bytes(bad), 16)
 
 
 def test_rotated_parameters_name_a_rotation_this_sdfs_has():
