@@ -2,7 +2,8 @@
 
     cd benchmarks && HF_HUB_CACHE=../../shared/hf/hub HF_HUB_OFFLINE=1 ../.venv/bin/python rate_points.py \
         --model madebyollin/taesd --levels 12,16,20,24,32,48 --images 8 [--efforts 0,1] [--crop 0] [--scale 1] \
-        [--rate-weights 0,0.03] [--decorrelate 0,1] [--step-exponents 0,-0.75,-1] [--own-encoder | --encoder W]
+        [--rate-weights 0,0.03] [--decorrelate 0,1] [--bands 0,1 [--min-haar-cells N]] [--step-exponents 0,-0.75,-1] \
+        [--own-encoder | --encoder W]
 
 For each (levels, effort, refinement's rate weight, channels or principal components), encodes
 the first ``--images`` Kodak images (or centre crops of ``--crop`` pixels) with the model's
@@ -33,11 +34,15 @@ def main() -> None:
     parser.add_argument("--rate-weights", help="refinement's rate weights to try (default: CodecConfig's)")
     parser.add_argument("--decorrelate", default="1",
                         help="0 and/or 1: code the channels or their principal components")
+    parser.add_argument("--bands", default="1", help="0 and/or 1: components rounded cell by cell or as Haar bands")
+    parser.add_argument("--min-haar-cells", type=int, default=quant.MIN_HAAR_CELLS,
+                        help="latents of fewer cells are rounded cell by cell even with --bands 1")
     parser.add_argument("--own-encoder", action="store_true", help="the model's own encoder, not sdfs's tuned one")
     parser.add_argument("--encoder", type=Path, help="encode with these weights (finetune_encoder.py's output)")
     parser.add_argument("--step-exponents", default=str(quant.STEP_EXPONENT),
                         help="rotated quantiser: a component's step ~ its span ** this (0: one step for all)")
     args = parser.parse_args()
+    quant.MIN_HAAR_CELLS = args.min_haar_cells  # read by RotatedHaarQuantizer.quantize
     files = sorted((SHARED / "data" / "kodak").glob("*.png"))[:args.images]
     images = [ImageData(centre_crop(read_image(f).rgb(), args.crop)) for f in files]
     model = load_model(args.model, device="cpu", tuned_encoder=not args.own_encoder)
@@ -51,13 +56,15 @@ def main() -> None:
             for rate in rates if effort else [0.0]:
                 for decorrelate in (bool(int(d)) for d in args.decorrelate.split(",")):
                     for exponent in (float(e) for e in args.step_exponents.split(",")) if decorrelate else [0.0]:
-                        quant.STEP_EXPONENT = exponent  # read by RotatedQuantizer.quantize
-                        config = CodecConfig(levels=levels, effort=effort, scale=args.scale, rate_weight=rate,
-                                             decorrelate=decorrelate)
-                        bpp, psnr, ssim2, seconds = scores(Codec(model, config), images)
-                        coded = f"components, step ~ span^{exponent:g}" if decorrelate else "channels"
-                        print(f"{levels:3d} levels effort {effort} rate weight {rate:g} {coded}: {bpp:.3f} / "
-                              f"{psnr:.2f} / {ssim2:6.1f} / {seconds:5.0f}", flush=True)
+                        for bands in (bool(int(b)) for b in args.bands.split(",")) if decorrelate else [False]:
+                            quant.STEP_EXPONENT = exponent  # read by RotatedQuantizer.quantize
+                            config = CodecConfig(levels=levels, effort=effort, scale=args.scale, rate_weight=rate,
+                                                 decorrelate=decorrelate, bands=bands)
+                            bpp, psnr, ssim2, seconds = scores(Codec(model, config), images)
+                            coded = f"components{' as Haar bands' if bands else ''}, step ~ span^{exponent:g}" \
+                                if decorrelate else "channels"
+                            print(f"{levels:3d} levels effort {effort} rate weight {rate:g} {coded}: {bpp:.3f} / "
+                                  f"{psnr:.2f} / {ssim2:6.1f} / {seconds:5.0f}", flush=True)
 
 
 if __name__ == "__main__":
