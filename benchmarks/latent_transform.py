@@ -3,16 +3,18 @@
     cd benchmarks && HF_HUB_CACHE=../../shared/hf/hub HF_HUB_OFFLINE=1 ../.venv/bin/python latent_transform.py \
         --images 1,4,8,13 --levels 4,5,6,8,10 --gains 1,1.5,2 --scales 0.8,1,1.25,1.6,2
 
-The shipped sd3 quantiser rounds each principal component of each latent cell on its own grid
-(step ~ 1/span) and the context coder predicts each symbol from coded neighbours. At under one
-bit per value that is "quantise, then predict", which at low rates spends bits on detail a
-transform coder would drop (reverse water-filling). Here each component plane is split by one
-level of the orthonormal 2D Haar transform into LL, LH, HL, HH half-size bands; the bands are
-rounded at the component's step times ``--scales`` (and the three detail bands at ``--gains``
-times that), coded by the same context coder as 64 planes, inverted, rotated back and decoded by
-TAESD3. Baseline: the shipped quantiser at ``--levels``. No restoration filter either way, effort 0.
-Prints each point's mean bpp (whole entropy-coded payload, side information included), PSNR,
-SSIMULACRA2, and the BD-rate of each variant against the baseline.
+The rotated quantiser (sd3's until 2026-12-04) rounds each principal component of each latent
+cell on its own grid (step ~ 1/span) and the context coder predicts each symbol from coded
+neighbours. At under one bit per value that is "quantise, then predict", which at low rates
+spends bits on detail a transform coder would drop (reverse water-filling). Here each component
+plane is split by one level of the orthonormal 2D Haar transform into LL, LH, HL, HH half-size
+bands; the bands are rounded at the component's step times ``--scales`` (and the three detail
+bands at ``--gains`` times that), coded by the same context coder as 64 planes, inverted, rotated
+back and decoded by TAESD3. Baseline: rounding the components cell by cell (the rotated
+quantiser) at ``--levels``. No restoration filter either way, effort 0. With ``--model
+madebyollin/taesd`` the same is done to sd1's four channels (no rotation ships for them; the
+baseline is the uniform quantiser). Prints each point's mean bpp (whole entropy-coded payload,
+side information included), PSNR, SSIMULACRA2, and the BD-rate of each variant against the baseline.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from restoration_filter import SHARED  # run from benchmarks/
 from sdfs.bench import bd_rate, measure
 from sdfs.codec import ImageData, entropy, load_model, read_image
 from sdfs.codec.codec import Codec
-from sdfs.codec.quant import RotatedQuantizer, uniform_grid
+from sdfs.codec.quant import make_quantizer, uniform_grid
 from sdfs.codec.rotations import rotation_for_family, rotation_matrix
 
 METRICS = ("psnr", "ssimulacra2")
@@ -88,7 +90,8 @@ def main() -> None:
     files = [SHARED / "data" / "kodak" / f"kodim{int(n):02d}.png" for n in args.images.split(",")]
     images = [ImageData(read_image(f).rgb()) for f in files]
     model = load_model(args.model, device="cpu")
-    rotation = rotation_matrix(rotation_for_family(model.family.name), model.channels)
+    number = rotation_for_family(model.family.name)  # sd1 and sdxl have none: their channels, as sdfs codes them
+    rotation = rotation_matrix(number, model.channels) if number else np.eye(model.channels, dtype=np.float32)
     codec = Codec(model)
     results: dict[str, list[tuple[float, float, float]]] = {}
     for image in images:
@@ -96,11 +99,11 @@ def main() -> None:
         latent = model.encode(x)[0].numpy()
         pixels = image.width * image.height
         for levels in (int(v) for v in args.levels.split(",")):
-            q = RotatedQuantizer(levels=levels, rotation=rotation_for_family(model.family.name)).quantize(latent)
+            q = make_quantizer("uniform", levels=levels, rotation=number, bands=False).quantize(latent)
             size = len(entropy.encode(q.symbols, q.levels))
             s = decoded_scores(model, q.dequantize(), image)
-            results.setdefault(f"shipped {levels}L", []).append((size * 8 / pixels, s["psnr"], s["ssimulacra2"]))
-        q = RotatedQuantizer(levels=args.ref_levels, rotation=rotation_for_family(model.family.name)).quantize(latent)
+            results.setdefault(f"cells {levels}L", []).append((size * 8 / pixels, s["psnr"], s["ssimulacra2"]))
+        q = make_quantizer("uniform", levels=args.ref_levels, rotation=number, bands=False).quantize(latent)
         steps = uniform_grid(q.table, q.levels)[1].astype(np.float64)
         components = (rotation @ latent.reshape(model.channels, -1)).reshape(latent.shape).astype(np.float64)
         for order in args.orders.split(","):
@@ -119,13 +122,13 @@ def report(results: dict[str, list[tuple[float, float, float]]]) -> None:
     means = {key: np.mean(rows, axis=0) for key, rows in results.items()}
     for key, (bpp, psnr, ssim2) in means.items():
         print(f"{key:32s} {bpp:.4f} bpp  {psnr:6.2f} dB  {ssim2:6.1f}")
-    baseline = [m for k, m in means.items() if k.startswith("shipped")]
+    baseline = [m for k, m in means.items() if k.startswith("cells")]
     families = sorted({k.rsplit(" x", 1)[0] for k in means if k.startswith("haar")})
     for family in families:
         curve = [m for k, m in means.items() if k.rsplit(" x", 1)[0] == family]
         bd = [bd_rate([(b, p) for b, p, _ in baseline], [(b, p) for b, p, _ in curve], (0.0, 10.0)),
               bd_rate([(b, s) for b, _, s in baseline], [(b, s) for b, _, s in curve], (0.0, 10.0))]
-        print(f"{family:32s} BD-rate against shipped: PSNR {bd[0]:+.1f} %  SSIMULACRA2 {bd[1]:+.1f} %")
+        print(f"{family:32s} BD-rate against cells: PSNR {bd[0]:+.1f} %  SSIMULACRA2 {bd[1]:+.1f} %")
 
 
 if __name__ == "__main__":

@@ -30,9 +30,9 @@ MAX_ROTATED_SYMBOLS = 1024  # the strongest component spans many more steps than
 MAX_HAAR_SYMBOLS = 4096  # a component's LL band spans twice its values; the entropy coder's limit
 STEP_EXPONENT = -1.0  # a component's step ~ its span ** this (0: one step for all; measured in BENCHMARKS.md)
 # latents of fewer cells keep rounding cells: 64 band planes' side information outweighs the bands'
-# gain on small images (measured: -11 % BD-rate on whole Kodak photos, 6144 cells; a loss on 256 px
-# crops, 1024 cells; the crossover in between was not measured, so the threshold is the size known to win)
-MIN_HAAR_CELLS = 6144
+# gain on small images (BD-rate of the bands on Kodak, PSNR: whole photos, 6144 cells, -11 %; 512 px
+# crops, 4096 cells, -10 %; 384 px, 2304 cells, -6.6 %; a loss on a 256 px crop, 1024 cells)
+MIN_HAAR_CELLS = 2304
 # the Haar detail bands' step over the averages' (benchmarks/latent_transform.py: 1-1.4 lead on Kodak, 1.2 is the best compromise)
 DETAIL_GAIN = 1.2
 
