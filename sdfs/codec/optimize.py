@@ -36,6 +36,7 @@ from .quant import (
     UNIFORM,
     QuantizedLatent,
     haar_latent,
+    haar_parts,
     haar_steps,
     straight_through_round,
     uniform_grid,
@@ -165,20 +166,23 @@ def estimated_bits(codes: torch.Tensor) -> torch.Tensor:
 
 def _refine_uniform_tiled(q, latent, target, weight, decoder, factor, steps, lr, objective, between_steps):
     """Codes are the channels' values in steps, or for a rotated quantiser the components'."""
-    channels, height, width = q.symbols.shape
+    channels = q.symbols.shape[0]
     low, step = (torch.from_numpy(a) for a in uniform_grid(q.table, q.levels))
     rotation = None
     if q.kind == ROTATED:
         rotation = torch.from_numpy(rotation_matrix(q.rotation, channels).copy())
         latent = (rotation.numpy() @ latent.reshape(channels, -1)).reshape(latent.shape)
     codes = torch.from_numpy((latent - low.numpy()[:, None, None]) / step.numpy()[:, None, None]).float()
+    device_low, device_step = low.to(target.device)[:, None, None], step.to(target.device)[:, None, None]
+    device_rotation = None if rotation is None else rotation.to(target.device)
+
+    def latent_of(codes):
+        values = device_low + codes * device_step
+        if device_rotation is None:
+            return values
+        return torch.einsum("kc,khw->chw", device_rotation, values)  # components back to channels
 
     def synthesis(window_y, window_x):
-        def latent_of(codes):
-            values = low.to(codes)[:, None, None] + codes * step.to(codes)[:, None, None]
-            if rotation is None:
-                return values
-            return torch.einsum("kc,khw->chw", rotation.to(codes), values)  # components back to channels
         return latent_of, window_y, window_x
 
     # Adam moves every variable alike: in units of the steps' geometric mean, a rotated quantiser's
@@ -198,12 +202,13 @@ def _refine_haar_tiled(q, latent, target, weight, decoder, factor, steps, lr, ob
     codes = wavelet.forward(components.astype(np.float64)) / band_steps - centres + q.levels // 2
     codes = torch.from_numpy(codes.transpose(1, 0, 2, 3).reshape(q.symbols.shape)).float()
     plane_steps = torch.from_numpy(band_steps[:, :, 0, 0].T.reshape(-1).copy())
+    parts = haar_parts(q, torch, torch.empty(0, device=target.device))
 
     def synthesis(window_y, window_x):
         rows = slice(2 * window_y.start, min(2 * window_y.stop, height))
         cols = slice(2 * window_x.start, min(2 * window_x.stop, width))
         part = dataclasses.replace(q, latent_size=(rows.stop - rows.start, cols.stop - cols.start))
-        return (lambda codes: haar_latent(codes, part, torch)), rows, cols
+        return (lambda codes: haar_latent(codes, part, torch, parts)), rows, cols
 
     unit = plane_steps / torch.exp(torch.log(plane_steps).mean())
     return _refine_tiles(q, codes, unit, synthesis, 2, target, weight, decoder, factor, steps, lr, objective,

@@ -137,19 +137,25 @@ def symbol_shape(kind: int, channels: int, height: int, width: int) -> tuple[int
     return channels, height, width
 
 
-def haar_latent(codes, q: QuantizedLatent, lib):
+def haar_latent(codes, q: QuantizedLatent, lib, parts=None):
     """The (C, h, w) latent that rotated Haar ``codes`` (symbols, or their float stand-ins in
-    refinement; numpy with ``lib=np`` or torch) stand for."""
+    refinement; numpy with ``lib=np`` or torch) stand for. ``parts``: ``haar_parts(q, lib, like)``,
+    made once where the same ``q`` is synthesised many times (refinement)."""
     channels = len(q.table)
     bands = codes.reshape(wavelet.BANDS, channels, *codes.shape[1:])  # band-major planes -> (C, 4, bh, bw)
     bands = bands.transpose(0, 1) if lib is torch else bands.transpose(1, 0, 2, 3)
-    steps, centres = haar_steps(q, lib, codes)
-    values = (bands - (q.levels // 2) + centres) * steps
-    components = wavelet.inverse(values, *q.latent_size)
-    matrix = rotation_matrix(q.rotation, channels)
+    steps, centres, matrix = parts or haar_parts(q, lib, codes)
+    components = wavelet.inverse((bands - (q.levels // 2) + centres) * steps, *q.latent_size)
     if lib is torch:
-        return torch.einsum("kc,khw->chw", torch.from_numpy(matrix.copy()).to(codes), components)
+        return torch.einsum("kc,khw->chw", matrix, components)
     return (matrix.T @ components.reshape(channels, -1)).reshape(components.shape).astype(np.float32)
+
+
+def haar_parts(q: QuantizedLatent, lib, like=None):
+    """``haar_steps`` and the rotation matrix, as ``lib`` arrays (torch: on ``like``'s device and dtype)."""
+    steps, centres = haar_steps(q, lib, like)
+    matrix = rotation_matrix(q.rotation, len(q.table))
+    return steps, centres, torch.from_numpy(matrix.copy()).to(like) if lib is torch else matrix
 
 
 def haar_steps(q: QuantizedLatent, lib, like=None):
