@@ -81,7 +81,7 @@ def group_bits(coder, g: E._Group, target: np.ndarray, variant: str, activity: n
             _, counts = np.unique(residual[buckets == b], return_counts=True)
             bits -= float((counts * np.log2(counts / counts.sum())).sum())
         return bits, np.abs(residual)
-    alpha, beta, _ = E._fit_scale_rule(residual, buckets, coder.levels)
+    alpha, beta, _, _ = E._fit_scale_rule(residual, buckets, coder.levels)
     scale = E._scale_of(buckets, alpha, beta)
     if variant != "Laplace mixture":
         return laplace_bits(coder, base, frac, scale, target) + side, np.abs(residual)

@@ -27,7 +27,7 @@ def test_odd_shapes_and_alphabets(shape):
     rng = np.random.default_rng(0)
     for levels in (2, 17, 256, 4096):
         symbols = rng.integers(0, levels, shape).astype(np.int32)
-        for coder in (entropy.CONTEXT, entropy.CONTEXT_V3, entropy.CONTEXT_V1, entropy.LZMA):
+        for coder in (entropy.CONTEXT, entropy.CONTEXT_V4, entropy.CONTEXT_V3, entropy.CONTEXT_V1, entropy.LZMA):
             data = entropy.encode(symbols, levels, coder)
             assert np.array_equal(entropy.decode(data, shape, levels, coder), symbols)
 
@@ -60,13 +60,30 @@ def test_groups_without_prediction_send_no_weights():
     four bits a group where coder 3 sent every zero weight; the symbols' code is the same."""
     rng = np.random.default_rng(3)
     symbols = np.clip(np.rint(rng.laplace(16, 1.5, (24, 16, 24))), 0, 32).astype(np.int32)
-    lean, v3 = (entropy.encode(symbols, 33, coder) for coder in (entropy.CONTEXT, entropy.CONTEXT_V3))
-    assert np.array_equal(entropy.decode(lean, symbols.shape, 33), symbols)
+    lean, v3 = (entropy.encode(symbols, 33, coder) for coder in (entropy.CONTEXT_V4, entropy.CONTEXT_V3))
+    assert np.array_equal(entropy.decode(lean, symbols.shape, 33, entropy.CONTEXT_V4), symbols)
     assert np.array_equal(entropy.decode(v3, symbols.shape, 33, entropy.CONTEXT_V3), symbols)
     side = [read_varint(data, 0, entropy.EntropyError)[0] for data in (lean, v3)]
     assert side[0] < 0.6 * side[1] and len(lean) < len(v3), (side, len(lean), len(v3))
     with pytest.raises(entropy.EntropyError, match="precision"):  # coder 3 never had the escape
         entropy.decode(lean, symbols.shape, 33, entropy.CONTEXT_V3)
+
+
+def test_a_spike_at_the_prediction_is_coded_with_a_peak():
+    """sd3's detail bands at few levels are mostly exact zeros with Laplace tails: coder 5's peak
+    lifts the probability of the predicted value where one Laplace would pay for it in its tails."""
+    rng = np.random.default_rng(4)
+    tails = np.rint(rng.laplace(0, 2.0, (16, 16, 24)))
+    symbols = (np.where(rng.random(tails.shape) < 0.85, 0, tails) + 8).clip(0, 16).astype(np.int32)
+    peaked, plain = (entropy.encode(symbols, 17, coder) for coder in (entropy.CONTEXT, entropy.CONTEXT_V4))
+    assert np.array_equal(entropy.decode(peaked, symbols.shape, 17), symbols)
+    assert np.array_equal(entropy.decode(plain, symbols.shape, 17, entropy.CONTEXT_V4), symbols)
+    assert len(peaked) < 0.85 * len(plain), (len(peaked), len(plain))
+    try:  # coder 4 reads the peaks as other fields
+        misread = entropy.decode(peaked, symbols.shape, 17, entropy.CONTEXT_V4)
+    except entropy.EntropyError:
+        misread = None
+    assert misread is None or not np.array_equal(misread, symbols)
 
 
 def test_constant_plane_costs_almost_nothing():
@@ -79,7 +96,7 @@ def test_out_of_range_symbols_are_refused():
         entropy.encode(np.array([[[32]]]), 32)
 
 
-@pytest.mark.parametrize("coder", [entropy.CONTEXT, entropy.CONTEXT_V3, entropy.CONTEXT_V1])
+@pytest.mark.parametrize("coder", [entropy.CONTEXT, entropy.CONTEXT_V4, entropy.CONTEXT_V3, entropy.CONTEXT_V1])
 def test_garbage_payload_raises_entropy_error_or_decodes_in_range(coder):
     rng = np.random.default_rng(1)
     for n in range(0, 64, 7):
