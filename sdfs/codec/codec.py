@@ -39,7 +39,8 @@ class CodecConfig:
     levels: int | None = None  # uniform quantiser's levels per value (2..256): overrides bits, for rates between them
     palette_size: int = 256
     decorrelate: bool = True  # uniform: code the family's principal components where sdfs ships a rotation (sd3)
-    bands: bool = True  # those components as one level of Haar bands (quant.RotatedHaarQuantizer)
+    bands: bool = True  # those components as Haar bands (quant.NestedHaarQuantizer)
+    haar_levels: int = 2  # 1: one level of bands (quant.RotatedHaarQuantizer, written until 2026-12-04)
     effort: int = 0
     structure_weight: float = STRUCTURE_WEIGHT  # effort's refinement: weight of (1 - MS-SSIM)
     rate_weight: float = RATE_WEIGHT  # effort's refinement: weight of its estimate of bits per pixel
@@ -82,7 +83,8 @@ class Codec:
             raise ValueError(f"scale must be in (0, 1], not {self.config.scale}")
         rotation = rotation_for_family(model.family.name) if self.config.decorrelate else NO_ROTATION
         self.quantizer = make_quantizer(self.config.quantizer, self.config.bits, self.config.palette_size,
-                                        self.config.seed, self.config.levels, rotation, self.config.bands)
+                                        self.config.seed, self.config.levels, rotation, self.config.bands,
+                                        self.config.haar_levels)
         self.steps = steps_for_effort(self.config.effort)
         self.objective = Objective(self.config.structure_weight, self.config.rate_weight)
         self.last_reports: list[RefineReport] = []

@@ -28,13 +28,13 @@ import torch
 import torch.nn.functional as F
 from pytorch_msssim import ms_ssim, ssim
 
-from . import wavelet
 from .quant import (
-    HAAR,
+    HAAR_KINDS,
     PALETTE,
     ROTATED,
     UNIFORM,
     QuantizedLatent,
+    haar_bands,
     haar_latent,
     haar_parts,
     haar_steps,
@@ -104,9 +104,9 @@ def refine(q: QuantizedLatent, latent: np.ndarray, target: torch.Tensor, weight:
     objective = objective or Objective()
     if steps <= 0:
         return q, RefineReport(0, float("nan"), float("nan"), 0.0)
-    if q.kind in (UNIFORM, ROTATED, HAAR):
+    if q.kind in (UNIFORM, ROTATED, *HAAR_KINDS):
         lr = lr or uniform_lr(q.requested_levels) * (ROTATED_LR_SCALE if q.kind != UNIFORM else 1.0)
-        tiled = _refine_haar_tiled if q.kind == HAAR else _refine_uniform_tiled
+        tiled = _refine_haar_tiled if q.kind in HAAR_KINDS else _refine_uniform_tiled
         q2, before, after = tiled(q, latent, target, weight, decoder, factor, steps, lr, objective, between_steps)
     elif q.kind == PALETTE:
         q2, before, after = _refine_palette(q, target, weight, decoder, steps, lr or 0.01, objective,
@@ -199,7 +199,7 @@ def _refine_haar_tiled(q, latent, target, weight, decoder, factor, steps, lr, ob
     height, width = q.latent_size
     components = (rotation_matrix(q.rotation, channels) @ latent.reshape(channels, -1)).reshape(latent.shape)
     band_steps, centres = haar_steps(q, np)
-    codes = wavelet.forward(components.astype(np.float64)) / band_steps - centres + q.levels // 2
+    codes = haar_bands(components.astype(np.float64), q.kind) / band_steps - centres + q.levels // 2
     codes = torch.from_numpy(codes.transpose(1, 0, 2, 3).reshape(q.symbols.shape)).float()
     plane_steps = torch.from_numpy(band_steps[:, :, 0, 0].T.reshape(-1).copy())
     parts = haar_parts(q, torch, torch.empty(0, device=target.device))
@@ -208,7 +208,9 @@ def _refine_haar_tiled(q, latent, target, weight, decoder, factor, steps, lr, ob
         rows = slice(2 * window_y.start, min(2 * window_y.stop, height))
         cols = slice(2 * window_x.start, min(2 * window_x.stop, width))
         part = dataclasses.replace(q, latent_size=(rows.stop - rows.start, cols.stop - cols.start))
-        return (lambda codes: haar_latent(codes, part, torch, parts)), rows, cols
+        # nested bands' centres are a map (windows start at even band cells, so LL's 2x2 blocks stay whole)
+        centre = parts[1][..., window_y, window_x] if parts[1].shape[-1] > 1 else parts[1]
+        return (lambda codes: haar_latent(codes, part, torch, (parts[0], centre, parts[2]))), rows, cols
 
     unit = plane_steps / torch.exp(torch.log(plane_steps).mean())
     return _refine_tiles(q, codes, unit, synthesis, 2, target, weight, decoder, factor, steps, lr, objective,

@@ -42,3 +42,30 @@ def inverse(bands, height: int, width: int):
         pairs = [np.stack(row, axis=-1).reshape(*ll.shape[:-1], -1) for row in rows]
         out = np.stack(pairs, axis=-2).reshape(ll.shape[0], -1, pairs[0].shape[-1])
     return out[:, :height, :width]
+
+
+def nest(ll):
+    """A second Haar level in place: each 2x2 block of (C, h, w) LL planes (numpy or torch) replaced
+    by its Haar coefficients, LL2 at (even, even), LH2 at (even, odd), HL2 at (odd, even), HH2 at
+    (odd, odd); an odd last row or column stays as it is. The block transform is orthonormal and
+    symmetric, so ``nest`` is its own inverse. The context coder codes those four positions of a
+    plane as four groups, so each sub-band gets its own predictor and spread, and LL2's neighbours
+    give the details their context (docs/CODEC.md)."""
+    h2, w2 = ll.shape[-2] // 2 * 2, ll.shape[-1] // 2 * 2
+    a, b = ll[..., 0:h2:2, 0:w2:2], ll[..., 0:h2:2, 1:w2:2]
+    c, d = ll[..., 1:h2:2, 0:w2:2], ll[..., 1:h2:2, 1:w2:2]
+    coefficients = ((a + b + c + d) / 2, (a - b + c - d) / 2, (a + b - c - d) / 2, (a - b - c + d) / 2)
+    out = ll.clone() if isinstance(ll, torch.Tensor) else ll.copy()
+    for (dy, dx), value in zip(((0, 0), (0, 1), (1, 0), (1, 1)), coefficients):
+        out[..., dy:h2:2, dx:w2:2] = value
+    return out
+
+
+def averages_mask(height: int, width: int) -> np.ndarray:
+    """(height, width) bool: the places of a nested LL plane that hold averages (LL2, and an odd
+    last row or column that ``nest`` leaves as it is), where the quantiser's centre applies."""
+    mask = np.ones((height, width), bool)
+    h2, w2 = height // 2 * 2, width // 2 * 2
+    mask[:h2, :w2] = False
+    mask[0:h2:2, 0:w2:2] = True
+    return mask

@@ -23,11 +23,13 @@ def test_effort_improves_quality_at_about_the_same_size(taesd, crop, quantizer):
     assert report.loss_after < report.loss_before
 
 
-@pytest.mark.parametrize("bands, name", [(False, "rotated uniform"), (True, "rotated haar")])
-def test_effort_refines_sd3s_principal_components(taesd3, kodak_crop, bands, name, monkeypatch):
+@pytest.mark.parametrize("bands, haar_levels, name", [(False, 2, "rotated uniform"), (True, 1, "rotated haar"),
+                                                      (True, 2, "rotated haar, 2 levels")])
+def test_effort_refines_sd3s_principal_components(taesd3, kodak_crop, bands, haar_levels, name, monkeypatch):
     """The rotated quantisers' codes are refined through the rotation (and the Haar bands) and stay so."""
     monkeypatch.setattr(quant, "MIN_HAAR_CELLS", 1)  # the crop is smaller than photos that get bands
-    plain, refined = (Codec(taesd3, CodecConfig(levels=5, effort=effort, bands=bands)) for effort in (0, 1))
+    plain, refined = (Codec(taesd3, CodecConfig(levels=5, effort=effort, bands=bands, haar_levels=haar_levels))
+                      for effort in (0, 1))
     a, b = plain.encode(kodak_crop), refined.encode(kodak_crop)
     assert Codec.info(b).quantizer == name and Codec.info(b).levels == 5
     gain = psnr(refined.decode(b).pixels, kodak_crop.pixels) - psnr(plain.decode(a).pixels, kodak_crop.pixels)

@@ -6,6 +6,8 @@ from sdfs.codec import quant, wavelet
 from sdfs.codec.quant import (
     HAAR,
     MAX_ROTATED_SYMBOLS,
+    NESTED_HAAR,
+    NestedHaarQuantizer,
     PaletteQuantizer,
     QuantError,
     QuantizedLatent,
@@ -122,22 +124,40 @@ def test_haar_transform_inverts_on_any_size(shape):
     assert np.allclose((bands ** 2).sum(), (np.pad(z, ((0, 0), (0, shape[1] % 2), (0, shape[2] % 2)), "edge") ** 2).sum())
 
 
+@pytest.mark.parametrize("shape", [(3, 6, 8), (2, 7, 9), (1, 1, 5), (2, 3, 1)])
+def test_the_nested_level_is_its_own_inverse(shape):
+    ll = correlated_latent(shape=(16, *shape[1:])).astype(np.float64)[:shape[0]]
+    nested = wavelet.nest(ll)
+    assert np.allclose(wavelet.nest(nested), ll) and np.allclose((nested ** 2).sum(), (ll ** 2).sum())
+    assert np.allclose(wavelet.nest(torch.from_numpy(ll)).numpy(), nested)
+    mask = wavelet.averages_mask(*shape[1:])
+    h2, w2 = shape[1] // 2 * 2, shape[2] // 2 * 2
+    assert mask.sum() == (h2 // 2) * (w2 // 2) + shape[1] * shape[2] - h2 * w2  # LL2 and the untouched edge
+    assert np.allclose(nested[:, h2:], ll[:, h2:]) and np.allclose(nested[:, :, w2:], ll[:, :, w2:])
+    if h2 and w2:  # LL2 is twice the block's mean
+        assert np.allclose(nested[:, 0, 0], ll[:, :2, :2].sum(axis=(1, 2)) / 2)
+        assert mask[0, 0] and not mask[0, 1] and not mask[1, 0] and not mask[1, 1]
+
+
 @pytest.mark.parametrize("levels,shape", [(4, (16, 12, 16)), (6, (16, 7, 9)), (32, (16, 12, 16)), (256, (16, 5, 3))])
-def test_rotated_haar_quantiser_rounds_bands_and_roundtrips(levels, shape, monkeypatch):
+@pytest.mark.parametrize("quantizer, kind", [(RotatedHaarQuantizer, HAAR), (NestedHaarQuantizer, NESTED_HAAR)])
+def test_rotated_haar_quantiser_rounds_bands_and_roundtrips(levels, shape, quantizer, kind, monkeypatch):
     monkeypatch.setattr(quant, "MIN_HAAR_CELLS", 1)
     z = correlated_latent(shape=shape)
-    q = RotatedHaarQuantizer(levels=levels, rotation=1).quantize(z)
-    assert q.kind == HAAR and q.symbols.shape == symbol_shape(HAAR, 16, *shape[1:])
+    q = quantizer(levels=levels, rotation=1).quantize(z)
+    assert q.kind == kind and q.symbols.shape == symbol_shape(kind, 16, *shape[1:])
     assert 0 <= q.symbols.min() and q.symbols.max() < q.levels and q.requested_levels == levels
     steps = q.table.astype(np.float32)
     assert np.allclose(steps[:, 1], steps[:, 0] * 1.2, rtol=2e-3)  # details on a coarser grid
     components = (rotation_matrix(1, 16) @ z.reshape(16, -1)).reshape(z.shape)
     decoded = (rotation_matrix(1, 16) @ q.dequantize().reshape(16, -1)).reshape(z.shape)
-    # one cell's error: half of LL's rounding plus half of each detail band's
-    bound = (steps[:, 0] + 3 * steps[:, 1]) / 4 + 1e-2
+    # one cell's error: half of LL's error plus half of each detail band's half step; LL's error is
+    # half a step, or with the nested level half of each of its four coefficients' half steps
+    ll_error = steps[:, 0] if kind == NESTED_HAAR else steps[:, 0] / 2
+    bound = (ll_error + 3 * steps[:, 1] / 2) / 2 + 1e-2
     assert (np.abs(decoded - components).max(axis=(1, 2)) <= bound).all()
     parsed = QuantizedLatent.parse_params(q.params_bytes(), 16, shape[1:])
-    assert (parsed.kind, parsed.levels, parsed.rotation, parsed.requested_levels) == (HAAR, q.levels, 1, levels)
+    assert (parsed.kind, parsed.levels, parsed.rotation, parsed.requested_levels) == (kind, q.levels, 1, levels)
     parsed.symbols = q.symbols
     assert np.array_equal(parsed.dequantize(), q.dequantize())
     through_torch = haar_latent(torch.from_numpy(q.symbols).double(), q, torch).numpy()
