@@ -51,9 +51,8 @@ def dead_zone_rounded(theta_ll: float, theta_detail: float):
         q = PLAIN_ROUNDED(self, bands, steps, size)
         if q is None:
             return None
-        band_steps, _ = quant.haar_steps(q, np)
-        codes = bands / band_steps
-        codes[:, 0] -= q.centres.astype(np.float64)[:, None, None]
+        band_steps, centres = quant.haar_steps(q, np)  # nested bands: the centre only where LL2 lies
+        codes = bands / band_steps - centres
         theta = np.array([theta_ll] + [theta_detail] * 3)[None, :, None, None]
         codes = np.sign(codes) * np.maximum(np.floor(np.abs(codes) + 0.5 - theta), 0)
         q.symbols = (codes.astype(np.int64).transpose(1, 0, 2, 3).reshape(q.symbols.shape)
