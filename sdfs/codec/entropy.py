@@ -22,9 +22,10 @@ most detail bands need no prediction: coder 3 paid 3 bits a zero weight, about 2
 
 ``context`` (coder 5, since 2026-12-04) is coder 4 with a peaked Laplace: each group sends a
 factor (``PEAKS``, 1 bit for "none", else 5 bits) on the probability of the predicted value
-itself, where a bit per plane says its groups send one. At few levels sd3's detail bands are 85-95 % exact zeros with Laplace tails; one Laplace
-fitted to both pays for the spike in its tails. Kodak, sd3 bands: -13 % bytes at 3 levels, -4.6 %
-at 4; +0.1 % (the flag bits) at 8 and more, and on sd1.
+itself, where a bit per plane says its groups send one. At few levels sd3's detail bands are
+85-95 % exact zeros with Laplace tails, and one Laplace fitted to both pays for the spike in its
+tails. All 24 Kodak photos, sd3 bands: -15.5 % bytes at 3 levels, -7.4 % at 4, nothing from 8 up
+(docs/CODEC.md).
 
 All of the model's arithmetic that the decoder must repeat is integer or IEEE-exact
 (add/multiply/divide, no exp/log), so a blob decodes identically on every machine.
