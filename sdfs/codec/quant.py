@@ -38,7 +38,8 @@ MIN_HAAR_CELLS = 2304
 # the Haar detail bands' step over the averages' (benchmarks/latent_transform.py: 1-1.4 lead on Kodak, 1.2 is the best compromise)
 DETAIL_GAIN = 1.2
 # the nested second Haar level pays at few levels, where LL's details round mostly to zero (first 8
-# Kodak photos, whole: 3 levels -12 % bytes, 4 -7 %, 6 -1.2 %, 8 +0.3 %; docs/BENCHMARKS.md)
+# Kodak photos, whole: 3 levels -12 % bytes, 4 -7 %, 6 -1.2 %, 7 the same bytes and pictures, 8 +0.3 %;
+# docs/BENCHMARKS.md)
 NESTED_MAX_LEVELS = 7
 
 
