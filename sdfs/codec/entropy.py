@@ -35,6 +35,7 @@ All of the model's arithmetic that the decoder must repeat is integer or IEEE-ex
 
 from __future__ import annotations
 
+import functools
 import lzma
 from dataclasses import dataclass
 
@@ -88,25 +89,18 @@ def _decay_rows(levels: int) -> np.ndarray:
     return np.maximum(np.cumprod(steps, axis=1), 1e-300)
 
 
-_ROWS_CACHE: dict[tuple[int, int], np.ndarray] = {}
-_BITS_CACHE: dict[tuple[int, int], np.ndarray] = {}
+_ROWS_CACHE: dict[int, np.ndarray] = {}
 
 
-def decay_rows(levels: int, peak: int = 0) -> np.ndarray:
-    """rows[s, d]: the unnormalised probability of distance d at scale s, distance 0 times PEAKS[peak]."""
-    if (levels, peak) not in _ROWS_CACHE:
-        rows = _decay_rows(levels)
-        rows[:, 0] *= PEAKS[peak]
-        _ROWS_CACHE[levels, peak] = rows
-    return _ROWS_CACHE[levels, peak]
+def decay_rows(levels: int) -> np.ndarray:
+    if levels not in _ROWS_CACHE:
+        _ROWS_CACHE[levels] = _decay_rows(levels)
+    return _ROWS_CACHE[levels]
 
 
-def distance_bits(levels: int, peak: int = 0) -> np.ndarray:
-    """bits[s, d]: about what a residual of size d costs at scale s (two-sided, untruncated)."""
-    if (levels, peak) not in _BITS_CACHE:
-        rows = decay_rows(levels, peak)[:, :levels]
-        _BITS_CACHE[levels, peak] = -np.log2(rows / (2 * rows.sum(axis=1, keepdims=True) - PEAKS[peak]))
-    return _BITS_CACHE[levels, peak]
+def _peaked(values: np.ndarray, distance: np.ndarray, peak: int) -> np.ndarray:
+    """Looked-up ``decay_rows`` values with distance 0 times PEAKS[peak] (exact: rows[:, 0] is 1)."""
+    return values * np.where(distance == 0, PEAKS[peak], 1.0) if peak else values
 
 
 def encode(symbols: np.ndarray, levels: int, coder: int = CONTEXT) -> bytes:
@@ -189,7 +183,8 @@ class _ContextCoder:
         self.levels = levels
         self.lean = version in (CONTEXT_V3, CONTEXT_V4, CONTEXT)
         self.escape = version in (CONTEXT_V4, CONTEXT)  # groups without prediction send no weights
-        self.peaks = range(len(PEAKS)) if version == CONTEXT else (0,)
+        self.peaked = version == CONTEXT  # groups may send a peak
+        self.peaks = tuple(range(len(PEAKS))) if self.peaked else (0,)
         self.mid = levels // 2
         self._masks = {ph: _phase_mask(self.height, self.width, ph) for ph in PHASES_V1 + SPLIT_QUARTER}
 
@@ -230,9 +225,10 @@ class _ContextCoder:
         """Rows p(x) ~ (1-f) r(|x-base|) + f r(|x-base-1|) over x in [0, levels), r(d) = theta^d except
         r(0) = the group's peak."""
         x = np.arange(self.levels)[None, :]
-        rows = decay_rows(self.levels, peak)
-        lo = rows[scale[:, None], np.abs(x - base[:, None])]
-        hi = rows[scale[:, None], np.abs(x - base[:, None] - 1)]
+        rows = decay_rows(self.levels)
+        near, far = np.abs(x - base[:, None]), np.abs(x - base[:, None] - 1)
+        lo = _peaked(rows[scale[:, None], near], near, peak)
+        hi = _peaked(rows[scale[:, None], far], far, peak)
         f = frac[:, None].astype(np.float64) / float(1 << WEIGHT_BITS)
         return lo * (1.0 - f) + hi * f
 
@@ -254,8 +250,8 @@ class _ContextCoder:
                 target = symbols[plane][group.mask]
                 chosen.append((group, target, priced.get(phase) or self._cheapest(group, target)))
                 known[plane][group.mask] = target
-            peaked = len(self.peaks) > 1 and any(choice[5] for _, _, choice in chosen)
-            if len(self.peaks) > 1:
+            peaked = self.peaked and any(choice[5] for _, _, choice in chosen)
+            if self.peaked:
                 bits.write(int(peaked), 1)  # coder 5: whether this plane's groups send peaks
             for group, target, (_, weights, shift, alpha, beta, peak) in chosen:
                 if self.lean:
@@ -293,7 +289,7 @@ class _ContextCoder:
         # peak at every precision costs ten times the time for a few bytes a photo)
         choices = [self._priced(group, target, buckets, fitted, shift) for shift in shifts]
         best = min(choices, key=lambda c: c[0])
-        if len(self.peaks) > 1:
+        if self.peaked:
             best = min(best, self._priced(group, target, buckets, fitted, best[2], self.peaks), key=lambda c: c[0])
         if self.escape:
             zero = np.zeros_like(fitted)
@@ -311,7 +307,7 @@ class _ContextCoder:
         if self.lean:
             cost = self.estimated_bits(target, base, frac, _scale_of(buckets, alpha, beta), peak)
             probe = BitWriter()
-            _write_group(probe, weights, shift, alpha, beta, self.escape, peak, len(self.peaks) > 1)
+            _write_group(probe, weights, shift, alpha, beta, self.escape, peak, self.peaked)
             cost += len(probe)
         return cost, weights, shift, alpha, beta, peak
 
@@ -319,9 +315,10 @@ class _ContextCoder:
                        peak: int = 0) -> float:
         """Code length of the targets under ``probabilities``, ignoring the alphabet's ends (cheap: no rows)."""
         f = frac.astype(np.float64) / float(1 << WEIGHT_BITS)
-        rows = decay_rows(self.levels, peak)
-        lo = rows[scale, np.minimum(np.abs(target - base), self.levels)]
-        hi = rows[scale, np.minimum(np.abs(target - base - 1), self.levels)]
+        rows = decay_rows(self.levels)
+        near = np.minimum(np.abs(target - base), self.levels)
+        far = np.minimum(np.abs(target - base - 1), self.levels)
+        lo, hi = _peaked(rows[scale, near], near, peak), _peaked(rows[scale, far], far, peak)
         theta = THETA[scale]
         total = (1.0 + theta) / (1.0 - theta) + (PEAKS[peak] - 1.0)  # the two-sided sum of r(d)
         return float(-np.log2((lo * (1.0 - f) + hi * f) / total).sum())
@@ -351,7 +348,7 @@ class _ContextCoder:
         offset, bits = 0, BitReader(side, EntropyError)
         for plane in range(self.planes):
             phases = self.phases(bool(bits.read(1)) if self.lean else False)
-            peaked = len(self.peaks) > 1 and bool(bits.read(1))
+            peaked = self.peaked and bool(bits.read(1))
             for phase in phases:
                 group = self.group(known, plane, phase)
                 peak = 0
@@ -433,19 +430,20 @@ MAX_BETA = 32
 # _RULE_SCALES[beta, alpha, bucket]: the scale every (alpha, beta) rule gives each activity bucket
 _RULE_SCALES = np.clip(np.arange(SCALES)[None, :, None] + (np.arange(MAX_BETA + 1)[:, None, None]
                                                          * np.arange(BUCKETS)[None, None, :]) // 4, 0, SCALES - 1)
-_STACK_CACHE: dict[tuple[int, tuple[int, ...]], np.ndarray] = {}
-
-
+@functools.lru_cache(maxsize=16)  # one alphabet a blob; a daemon meets many, each table is levels x 64 x 17
 def _bits_stack(levels: int, peaks: tuple[int, ...]) -> np.ndarray:
-    """(peaks, levels, SCALES): ``distance_bits`` of each peak, transposed for a matrix product."""
-    if (levels, peaks) not in _STACK_CACHE:
-        _STACK_CACHE[levels, peaks] = np.stack([distance_bits(levels, p).T for p in peaks])
-    return _STACK_CACHE[levels, peaks]
+    """(peaks, levels, SCALES): about what a residual of size d costs at scale s under each peak
+    (two-sided, untruncated), transposed for a matrix product."""
+    stack = []
+    for peak in peaks:
+        rows = decay_rows(levels)[:, :levels].copy()
+        rows[:, 0] *= PEAKS[peak]
+        stack.append(-np.log2(rows / (2 * rows.sum(axis=1, keepdims=True) - PEAKS[peak])).T)
+    return np.stack(stack)
 
 
 def _fit_scale_rule(residual: np.ndarray, buckets: np.ndarray, levels: int, peaks=(0,)) -> tuple[int, int, int, float]:
     """(alpha, beta, peak) minimising the estimated code length of the residuals, and that length in bits."""
-    peaks = tuple(peaks)
     dist = np.minimum(np.abs(residual), levels - 1)
     hist = np.bincount(buckets * levels + dist, minlength=BUCKETS * levels).reshape(BUCKETS, levels)
     used = np.flatnonzero(hist.any(axis=1))  # empty buckets add nothing to any rule's cost

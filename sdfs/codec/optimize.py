@@ -30,6 +30,7 @@ from pytorch_msssim import ms_ssim, ssim
 
 from .quant import (
     HAAR_KINDS,
+    NESTED_HAAR,
     PALETTE,
     ROTATED,
     UNIFORM,
@@ -209,7 +210,7 @@ def _refine_haar_tiled(q, latent, target, weight, decoder, factor, steps, lr, ob
         cols = slice(2 * window_x.start, min(2 * window_x.stop, width))
         part = dataclasses.replace(q, latent_size=(rows.stop - rows.start, cols.stop - cols.start))
         # nested bands' centres are a map (windows start at even band cells, so LL's 2x2 blocks stay whole)
-        centre = parts[1][..., window_y, window_x] if parts[1].shape[-1] > 1 else parts[1]
+        centre = parts[1][..., window_y, window_x] if q.kind == NESTED_HAAR else parts[1]
         return (lambda codes: haar_latent(codes, part, torch, (parts[0], centre, parts[2]))), rows, cols
 
     unit = plane_steps / torch.exp(torch.log(plane_steps).mean())
