@@ -2,7 +2,8 @@
 
     cd benchmarks && HF_HUB_CACHE=../../shared/hf/hub HF_HUB_OFFLINE=1 ../.venv/bin/python rate_points.py \
         --model madebyollin/taesd --levels 12,16,20,24,32,48 --images 8 [--efforts 0,1] [--crop 0] [--scale 1] \
-        [--rate-weights 0,0.03] [--decorrelate 0,1] [--bands 0,1 [--min-haar-cells N]] [--step-exponents 0,-0.75,-1] \
+        [--rate-weights 0,0.03] [--decorrelate 0,1] [--bands 0,1 [--min-haar-cells N] [--haar-levels 2,3 [--nested-max 16]]] \
+        [--step-exponents 0,-0.75,-1] \
         [--own-encoder | --encoder W]
 
 For each (levels, effort, refinement's rate weight, channels or principal components), encodes
@@ -35,6 +36,10 @@ def main() -> None:
     parser.add_argument("--decorrelate", default="1",
                         help="0 and/or 1: code the channels or their principal components")
     parser.add_argument("--bands", default="1", help="0 and/or 1: components rounded cell by cell or as Haar bands")
+    parser.add_argument("--haar-levels", default=str(CodecConfig.haar_levels),
+                        help="bands: Haar levels (1, 2 or 3; more than one only up to quant.NESTED_MAX_LEVELS)")
+    parser.add_argument("--nested-max", type=int, default=quant.NESTED_MAX_LEVELS,
+                        help="bands: nested Haar levels up to this many levels (quant.NESTED_MAX_LEVELS)")
     parser.add_argument("--min-haar-cells", type=int, default=quant.MIN_HAAR_CELLS,
                         help="latents of fewer cells are rounded cell by cell even with --bands 1")
     parser.add_argument("--own-encoder", action="store_true", help="the model's own encoder, not sdfs's tuned one")
@@ -43,6 +48,7 @@ def main() -> None:
                         help="rotated quantiser: a component's step ~ its span ** this (0: one step for all)")
     args = parser.parse_args()
     quant.MIN_HAAR_CELLS = args.min_haar_cells  # read by RotatedHaarQuantizer.quantize
+    quant.NESTED_MAX_LEVELS = args.nested_max  # read by make_quantizer
     files = sorted((SHARED / "data" / "kodak").glob("*.png"))[:args.images]
     images = [ImageData(centre_crop(read_image(f).rgb(), args.crop)) for f in files]
     model = load_model(args.model, device="cpu", tuned_encoder=not args.own_encoder)
@@ -50,19 +56,21 @@ def main() -> None:
         load_encoder_weights(model.vae.encoder, args.encoder)
     print(f"{len(images)} Kodak images (crop {args.crop or 'none'}, scale {args.scale}), {args.model}, "
           f"{args.encoder or model.encoder_name}: bpp / PSNR / SSIMULACRA2 / encode+decode s")
+    variants = [(bool(int(b)), int(h)) for b in args.bands.split(",")
+                for h in (args.haar_levels.split(",") if int(b) else ["1"])]
     rates = [float(r) for r in args.rate_weights.split(",")] if args.rate_weights else [CodecConfig.rate_weight]
     for levels in (int(v) for v in args.levels.split(",")):
         for effort in (int(e) for e in args.efforts.split(",")):
             for rate in rates if effort else [0.0]:
                 for decorrelate in (bool(int(d)) for d in args.decorrelate.split(",")):
                     for exponent in (float(e) for e in args.step_exponents.split(",")) if decorrelate else [0.0]:
-                        for bands in (bool(int(b)) for b in args.bands.split(",")) if decorrelate else [False]:
+                        for bands, haar_levels in variants if decorrelate else [(False, 1)]:
                             quant.STEP_EXPONENT = exponent  # read by RotatedQuantizer.quantize
                             config = CodecConfig(levels=levels, effort=effort, scale=args.scale, rate_weight=rate,
-                                                 decorrelate=decorrelate, bands=bands)
+                                                 decorrelate=decorrelate, bands=bands, haar_levels=haar_levels)
                             bpp, psnr, ssim2, seconds = scores(Codec(model, config), images)
-                            coded = f"components{' as Haar bands' if bands else ''}, step ~ span^{exponent:g}" \
-                                if decorrelate else "channels"
+                            coded = f"components{f' as {haar_levels} Haar levels' if bands else ''}, " \
+                                    f"step ~ span^{exponent:g}" if decorrelate else "channels"
                             print(f"{levels:3d} levels effort {effort} rate weight {rate:g} {coded}: {bpp:.3f} / "
                                   f"{psnr:.2f} / {ssim2:6.1f} / {seconds:5.0f}", flush=True)
 

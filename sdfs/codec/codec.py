@@ -39,8 +39,10 @@ class CodecConfig:
     levels: int | None = None  # uniform quantiser's levels per value (2..256): overrides bits, for rates between them
     palette_size: int = 256
     decorrelate: bool = True  # uniform: code the family's principal components where sdfs ships a rotation (sd3)
-    bands: bool = True  # those components as Haar bands (quant.NestedHaarQuantizer)
-    haar_levels: int = 2  # 1: one level of bands (quant.RotatedHaarQuantizer, written until 2026-12-04)
+    bands: bool = True  # those components as Haar bands (quant.DeepHaarQuantizer at few levels)
+    # 3: two more levels nested in LL up to quant.NESTED_MAX_LEVELS (since 2026-12-05); 2: one more
+    # (quant.NestedHaarQuantizer); 1: one level of bands (quant.RotatedHaarQuantizer, until 2026-12-04)
+    haar_levels: int = 3
     effort: int = 0
     structure_weight: float = STRUCTURE_WEIGHT  # effort's refinement: weight of (1 - MS-SSIM)
     rate_weight: float = RATE_WEIGHT  # effort's refinement: weight of its estimate of bits per pixel

@@ -30,7 +30,7 @@ from pytorch_msssim import ms_ssim, ssim
 
 from .quant import (
     HAAR_KINDS,
-    NESTED_HAAR,
+    NEST_DEPTH,
     PALETTE,
     ROTATED,
     UNIFORM,
@@ -209,24 +209,26 @@ def _refine_haar_tiled(q, latent, target, weight, decoder, factor, steps, lr, ob
         rows = slice(2 * window_y.start, min(2 * window_y.stop, height))
         cols = slice(2 * window_x.start, min(2 * window_x.stop, width))
         part = dataclasses.replace(q, latent_size=(rows.stop - rows.start, cols.stop - cols.start))
-        # nested bands' centres are a map (windows start at even band cells, so LL's 2x2 blocks stay whole)
-        centre = parts[1][..., window_y, window_x] if q.kind == NESTED_HAAR else parts[1]
+        # nested bands' centres are a map (windows start at multiples of 2^depth band cells, so LL's
+        # nested blocks stay whole)
+        centre = parts[1][..., window_y, window_x] if NEST_DEPTH[q.kind] else parts[1]
         return (lambda codes: haar_latent(codes, part, torch, (parts[0], centre, parts[2]))), rows, cols
 
     unit = plane_steps / torch.exp(torch.log(plane_steps).mean())
     return _refine_tiles(q, codes, unit, synthesis, 2, target, weight, decoder, factor, steps, lr, objective,
-                         between_steps)
+                         between_steps, 2 ** NEST_DEPTH[q.kind])
 
 
 def _refine_tiles(q, codes, unit, synthesis, cells, target, weight, decoder, factor, steps, lr, objective,
-                  between_steps):
+                  between_steps, align=1):
     """Refine (planes, h, w) ``codes`` window by window; ``synthesis(window_y, window_x)`` gives the
     function from a window's codes to its latent and the latent cells that latent covers (``cells``
-    latent cells a code). Returns (refined q, loss before, loss after)."""
+    latent cells a code; windows start at multiples of ``align`` codes). Returns (refined q, loss
+    before, loss after)."""
     _, height, width = q.symbols.shape
     symbols = q.symbols.copy()
     before = after = 0.0
-    margin = max(1, OPT_MARGIN // cells)
+    margin = -(-max(1, OPT_MARGIN // cells) // align) * align
     for core_y, core_x, win_y, win_x in tile_windows(height, width, OPT_TILE // cells, margin):
         latent_of, rows, cols = synthesis(win_y, win_x)
         px_y = slice(rows.start * factor, rows.stop * factor)

@@ -23,10 +23,11 @@ import torch
 from . import wavelet
 from .rotations import NO_ROTATION, RotationError, rotation_matrix
 
-UNIFORM, PALETTE, ROTATED, HAAR, NESTED_HAAR = 1, 2, 3, 4, 5
+UNIFORM, PALETTE, ROTATED, HAAR, NESTED_HAAR, DEEP_HAAR = 1, 2, 3, 4, 5, 6
 KIND_NAMES = {UNIFORM: "uniform", PALETTE: "palette", ROTATED: "rotated uniform", HAAR: "rotated haar",
-              NESTED_HAAR: "rotated haar, 2 levels"}
-HAAR_KINDS = (HAAR, NESTED_HAAR)
+              NESTED_HAAR: "rotated haar, 2 levels", DEEP_HAAR: "rotated haar, 3 levels"}
+HAAR_KINDS = (HAAR, NESTED_HAAR, DEEP_HAAR)
+NEST_DEPTH = {HAAR: 0, NESTED_HAAR: 1, DEEP_HAAR: 2}  # Haar levels nested in place in each LL band
 MAX_UNIFORM_LEVELS = 256
 MAX_ROTATED_SYMBOLS = 1024  # the strongest component spans many more steps than any channel
 MAX_HAAR_SYMBOLS = 4096  # a component's LL band spans twice its values; the entropy coder's limit
@@ -39,7 +40,7 @@ MIN_HAAR_CELLS = 2304
 DETAIL_GAIN = 1.2
 # the nested second Haar level pays at few levels, where LL's details round mostly to zero (first 8
 # Kodak photos, whole: 3 levels -12 % bytes, 4 -7 %, 6 -1.2 %, 7 the same bytes and pictures, 8 +0.3 %;
-# docs/BENCHMARKS.md)
+# docs/BENCHMARKS.md); a third, nested in LL2, saves a little more up to the same limit (2026-12-05)
 NESTED_MAX_LEVELS = 7
 
 
@@ -152,10 +153,10 @@ def haar_latent(codes, q: QuantizedLatent, lib, parts=None):
     bands = bands.transpose(0, 1) if lib is torch else bands.transpose(1, 0, 2, 3)
     steps, centres, matrix = parts or haar_parts(q, lib, codes)
     values = (bands - (q.levels // 2) + centres) * steps
-    if q.kind == NESTED_HAAR:
-        nested = wavelet.nest(values[:, 0])
-        values = torch.cat([nested[:, None], values[:, 1:]], 1) if lib is torch else \
-            np.concatenate([nested[:, None], values[:, 1:]], axis=1)
+    if NEST_DEPTH[q.kind]:
+        ll = wavelet.unnest(values[:, 0], NEST_DEPTH[q.kind])
+        values = torch.cat([ll[:, None], values[:, 1:]], 1) if lib is torch else \
+            np.concatenate([ll[:, None], values[:, 1:]], axis=1)
     components = wavelet.inverse(values, *q.latent_size)
     if lib is torch:
         return torch.einsum("kc,khw->chw", matrix, components)
@@ -178,8 +179,8 @@ def haar_steps(q: QuantizedLatent, lib, like=None):
     centres = np.zeros_like(steps)
     if q.centres is not None:
         centres[:, 0] = q.centres[:, None, None]
-    if q.kind == NESTED_HAAR:
-        mask = wavelet.averages_mask(*wavelet.band_size(*q.latent_size)).astype(np.float32)
+    if NEST_DEPTH[q.kind]:
+        mask = wavelet.averages_mask(*wavelet.band_size(*q.latent_size), NEST_DEPTH[q.kind]).astype(np.float32)
         centres = centres * np.concatenate([mask[None], np.zeros((wavelet.BANDS - 1, *mask.shape), np.float32)])
     if lib is torch:
         return torch.from_numpy(steps).to(like), torch.from_numpy(centres).to(like)
@@ -317,7 +318,7 @@ class RotatedHaarQuantizer(RotatedQuantizer):
                             np.zeros(len(table), np.int16), size)
         band_steps, _ = haar_steps(q, np)
         codes = np.rint(bands / band_steps).astype(np.int64)
-        averages = wavelet.averages_mask(*bands.shape[2:]) if self.kind == NESTED_HAAR else np.ones(bands.shape[2:], bool)
+        averages = wavelet.averages_mask(*bands.shape[2:], NEST_DEPTH[self.kind])
         centres = np.clip(np.rint(codes[:, 0][:, averages].mean(axis=1)), -32768, 32767).astype(np.int64)
         codes[:, 0] -= centres[:, None, None] * averages
         half = int(np.abs(codes).max())
@@ -340,11 +341,20 @@ class NestedHaarQuantizer(RotatedHaarQuantizer):
     kind = NESTED_HAAR
 
 
+class DeepHaarQuantizer(RotatedHaarQuantizer):
+    """The nested quantiser with a third Haar level nested in place in each LL band's LL2 values
+    (``wavelet.nest`` at depth 2): LL3 four band cells apart, its details between, all at the LL
+    step. The context coder can code LL2's grid as four groups of its own (its split first
+    quarter), which are exactly LL3 and its three details."""
+
+    kind = DEEP_HAAR
+
+
 def haar_bands(components: np.ndarray, kind: int) -> np.ndarray:
     """(C, h, w) components -> the (C, 4, bh, bw) bands a quantiser of ``kind`` rounds."""
     bands = wavelet.forward(components)
-    if kind == NESTED_HAAR:
-        bands[:, 0] = wavelet.nest(bands[:, 0])
+    if NEST_DEPTH[kind]:
+        bands[:, 0] = wavelet.nest(bands[:, 0], NEST_DEPTH[kind])
     return bands
 
 
@@ -449,17 +459,18 @@ def _dither(latent: np.ndarray, palette: np.ndarray) -> np.ndarray:
 
 
 def make_quantizer(name: str, bits: int = 6, palette_size: int = 256, seed: int = 0, levels: int | None = None,
-                   rotation: int = NO_ROTATION, bands: bool = True, haar_levels: int = 2):
+                   rotation: int = NO_ROTATION, bands: bool = True, haar_levels: int = 3):
     """``uniform`` codes the principal components where ``rotation`` names a rotation (as Haar bands
-    unless ``bands`` is False: two levels where ``haar_levels`` is 2 and the levels are few enough
-    for the second to pay, else one), the channels otherwise."""
+    unless ``bands`` is False: ``haar_levels`` (2 or 3) levels where the levels are few enough for
+    the nested ones to pay, else one), the channels otherwise."""
     if name == "uniform":
         if rotation == NO_ROTATION:
             return UniformQuantizer(bits, levels)
         if not bands:
             return RotatedQuantizer(bits, levels, rotation)
-        nested = haar_levels == 2 and (levels or 1 << bits) <= NESTED_MAX_LEVELS
-        return (NestedHaarQuantizer if nested else RotatedHaarQuantizer)(bits, levels, rotation)
+        if haar_levels == 1 or (levels or 1 << bits) > NESTED_MAX_LEVELS:
+            return RotatedHaarQuantizer(bits, levels, rotation)
+        return (DeepHaarQuantizer if haar_levels >= 3 else NestedHaarQuantizer)(bits, levels, rotation)
     if name == "palette":
         return PaletteQuantizer(palette_size, seed=seed)
     raise QuantError(f"unknown quantiser {name!r} (uniform or palette)")

@@ -44,13 +44,32 @@ def inverse(bands, height: int, width: int):
     return out[:, :height, :width]
 
 
-def nest(ll):
-    """A second Haar level in place: each 2x2 block of (C, h, w) LL planes (numpy or torch) replaced
+def nest(ll, depth: int = 1):
+    """Further Haar levels in place: each 2x2 block of (C, h, w) LL planes (numpy or torch) replaced
     by its Haar coefficients, LL2 at (even, even), LH2 at (even, odd), HL2 at (odd, even), HH2 at
-    (odd, odd); an odd last row or column stays as it is. The block transform is orthonormal and
-    symmetric, so ``nest`` is its own inverse. The context coder codes those four positions of a
-    plane as four groups, so each sub-band gets its own predictor and spread, and LL2's neighbours
-    give the details their context (docs/CODEC.md)."""
+    (odd, odd); an odd last row or column stays as it is. With ``depth`` 2 the LL2 values, a grid two
+    cells apart, are nested once more the same way (LL3 four cells apart). The context coder codes
+    the four positions of a 2x2 block as four groups, and can split the first of them into four
+    more two cells apart, so each sub-band gets its own predictor and spread, and the averages'
+    neighbours give the details their context (docs/CODEC.md). ``unnest`` inverts it."""
+    out = _block_haar(ll)
+    if depth > 1:
+        h2, w2 = ll.shape[-2] // 2 * 2, ll.shape[-1] // 2 * 2
+        out[..., 0:h2:2, 0:w2:2] = nest(out[..., 0:h2:2, 0:w2:2], depth - 1)
+    return out
+
+
+def unnest(nested, depth: int = 1):
+    """The LL planes that ``nest(ll, depth)`` made ``nested`` from (numpy or torch)."""
+    out = nested.clone() if isinstance(nested, torch.Tensor) else nested.copy()
+    if depth > 1:
+        h2, w2 = out.shape[-2] // 2 * 2, out.shape[-1] // 2 * 2
+        out[..., 0:h2:2, 0:w2:2] = unnest(out[..., 0:h2:2, 0:w2:2], depth - 1)
+    return _block_haar(out)
+
+
+def _block_haar(ll):
+    """Each whole 2x2 block as its Haar coefficients in place; orthonormal and symmetric, so its own inverse."""
     h2, w2 = ll.shape[-2] // 2 * 2, ll.shape[-1] // 2 * 2
     a, b = ll[..., 0:h2:2, 0:w2:2], ll[..., 0:h2:2, 1:w2:2]
     c, d = ll[..., 1:h2:2, 0:w2:2], ll[..., 1:h2:2, 1:w2:2]
@@ -61,11 +80,14 @@ def nest(ll):
     return out
 
 
-def averages_mask(height: int, width: int) -> np.ndarray:
-    """(height, width) bool: the places of a nested LL plane that hold averages (LL2, and an odd
-    last row or column that ``nest`` leaves as it is), where the quantiser's centre applies."""
+def averages_mask(height: int, width: int, depth: int = 1) -> np.ndarray:
+    """(height, width) bool: the places of an LL plane nested ``depth`` times that hold averages (the
+    deepest LL, and the odd last rows or columns that ``nest`` leaves as they are at each depth),
+    where the quantiser's centre applies."""
     mask = np.ones((height, width), bool)
+    if depth < 1:
+        return mask
     h2, w2 = height // 2 * 2, width // 2 * 2
     mask[:h2, :w2] = False
-    mask[0:h2:2, 0:w2:2] = True
+    mask[0:h2:2, 0:w2:2] = averages_mask(h2 // 2, w2 // 2, depth - 1)
     return mask

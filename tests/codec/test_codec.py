@@ -158,15 +158,16 @@ def test_sd3_codes_its_principal_components_better_at_equal_bytes(taesd3):
 
 def test_sd3_haar_bands_beat_rounding_each_cell_at_equal_bytes(taesd3):
     """The rotated Haar quantiser (one level) against the rotated quantiser's curve from 4 to 6
-    levels on the whole of kodim07, and at 4 levels the nested second level (sd3's default for
-    photos at up to 7 levels) against one: the same picture in fewer bytes (measured: see the
-    assertions' messages)."""
+    levels on the whole of kodim07, and at 4 levels the nested second level against one and the
+    nested third (sd3's default for photos at up to 7 levels) against two: the same picture in
+    fewer bytes (measured: see the assertions' messages)."""
     from sdfs.codec import read_image
     from tests.conftest import KODAK
 
     image = ImageData(read_image(KODAK / "kodim07.png").rgb())
     results = {}
-    for bands, haar_levels, levels in ((True, 1, 6), (False, 2, 4), (False, 2, 6), (True, 1, 4), (True, 2, 4)):
+    for bands, haar_levels, levels in ((True, 1, 6), (False, 2, 4), (False, 2, 6), (True, 1, 4), (True, 2, 4),
+                                      (True, 3, 4)):
         codec = Codec(taesd3, CodecConfig(levels=levels, bands=bands, haar_levels=haar_levels))
         blob = codec.encode(image)
         results[bands, haar_levels, levels] = (len(blob), psnr(image.pixels, codec.decode(blob).pixels),
@@ -179,6 +180,9 @@ def test_sd3_haar_bands_beat_rounding_each_cell_at_equal_bytes(taesd3):
     (one_size, one_quality, _), nested = results[True, 1, 4], results[True, 2, 4]
     assert nested[2] == "rotated haar, 2 levels", results
     assert nested[0] < 0.97 * one_size and abs(nested[1] - one_quality) < 0.05, results
+    deep = results[True, 3, 4]
+    assert deep[2] == "rotated haar, 3 levels", results
+    assert deep[0] < 0.995 * nested[0] and abs(deep[1] - nested[1]) < 0.05, results
 
 
 def _size_psnr_encoder(codec: Codec, image) -> tuple[int, float, str]:

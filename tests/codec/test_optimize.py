@@ -24,7 +24,8 @@ def test_effort_improves_quality_at_about_the_same_size(taesd, crop, quantizer):
 
 
 @pytest.mark.parametrize("bands, haar_levels, name", [(False, 2, "rotated uniform"), (True, 1, "rotated haar"),
-                                                      (True, 2, "rotated haar, 2 levels")])
+                                                      (True, 2, "rotated haar, 2 levels"),
+                                                      (True, 3, "rotated haar, 3 levels")])
 def test_effort_refines_sd3s_principal_components(taesd3, kodak_crop, bands, haar_levels, name, monkeypatch):
     """The rotated quantisers' codes are refined through the rotation (and the Haar bands) and stay so."""
     monkeypatch.setattr(quant, "MIN_HAAR_CELLS", 1)  # the crop is smaller than photos that get bands

@@ -4,9 +4,11 @@ import torch
 
 from sdfs.codec import quant, wavelet
 from sdfs.codec.quant import (
+    DEEP_HAAR,
     HAAR,
     MAX_ROTATED_SYMBOLS,
     NESTED_HAAR,
+    DeepHaarQuantizer,
     NestedHaarQuantizer,
     PaletteQuantizer,
     QuantError,
@@ -139,8 +141,31 @@ def test_the_nested_level_is_its_own_inverse(shape):
         assert mask[0, 0] and not mask[0, 1] and not mask[1, 0] and not mask[1, 1]
 
 
+@pytest.mark.parametrize("shape", [(3, 8, 8), (2, 12, 16), (2, 7, 9), (1, 6, 10), (1, 1, 5), (2, 3, 1)])
+def test_the_third_level_nests_in_ll2_and_unnests(shape):
+    ll = correlated_latent(shape=(16, *shape[1:])).astype(np.float64)[:shape[0]]
+    once, twice = wavelet.nest(ll), wavelet.nest(ll, 2)
+    assert np.allclose(wavelet.unnest(twice, 2), ll) and np.allclose((twice ** 2).sum(), (ll ** 2).sum())
+    assert np.allclose(wavelet.nest(torch.from_numpy(ll), 2).numpy(), twice)
+    assert np.allclose(wavelet.unnest(torch.from_numpy(twice), 2).numpy(), ll)
+    assert np.allclose(wavelet.unnest(once), ll)  # one level: unnest is nest
+    h2, w2 = shape[1] // 2 * 2, shape[2] // 2 * 2
+    grid = (slice(None), slice(0, h2, 2), slice(0, w2, 2))
+    assert np.allclose(twice[grid], wavelet.nest(once[grid]))  # LL2's grid nested once more
+    outside = np.ones(ll.shape[1:], bool)
+    outside[grid[1:]] = False
+    assert np.allclose(twice[:, outside], once[:, outside])  # the first level's details stay
+    mask = wavelet.averages_mask(*shape[1:], 2)
+    assert (mask[grid[1:]] == wavelet.averages_mask(h2 // 2, w2 // 2)).all()
+    assert (mask[outside] == wavelet.averages_mask(*shape[1:])[outside]).all()
+    if h2 >= 4 and w2 >= 4:  # LL3 is the 4x4 block's mean, four times
+        assert np.allclose(twice[:, 0, 0], ll[:, :4, :4].sum(axis=(1, 2)) / 4)
+        assert mask[0, 0] and not mask[0, 2] and not mask[2, 0] and not mask[2, 2]
+
+
 @pytest.mark.parametrize("levels,shape", [(4, (16, 12, 16)), (6, (16, 7, 9)), (32, (16, 12, 16)), (256, (16, 5, 3))])
-@pytest.mark.parametrize("quantizer, kind", [(RotatedHaarQuantizer, HAAR), (NestedHaarQuantizer, NESTED_HAAR)])
+@pytest.mark.parametrize("quantizer, kind", [(RotatedHaarQuantizer, HAAR), (NestedHaarQuantizer, NESTED_HAAR),
+                                             (DeepHaarQuantizer, DEEP_HAAR)])
 def test_rotated_haar_quantiser_rounds_bands_and_roundtrips(levels, shape, quantizer, kind, monkeypatch):
     monkeypatch.setattr(quant, "MIN_HAAR_CELLS", 1)
     z = correlated_latent(shape=shape)
@@ -153,7 +178,8 @@ def test_rotated_haar_quantiser_rounds_bands_and_roundtrips(levels, shape, quant
     decoded = (rotation_matrix(1, 16) @ q.dequantize().reshape(16, -1)).reshape(z.shape)
     # one cell's error: half of LL's error plus half of each detail band's half step; LL's error is
     # half a step, or with the nested level half of each of its four coefficients' half steps
-    ll_error = steps[:, 0] if kind == NESTED_HAAR else steps[:, 0] / 2
+    # (each nested level adds half of its three details' half steps to half its average's error)
+    ll_error = {HAAR: steps[:, 0] / 2, NESTED_HAAR: steps[:, 0], DEEP_HAAR: 1.25 * steps[:, 0]}[kind]
     bound = (ll_error + 3 * steps[:, 1] / 2) / 2 + 1e-2
     assert (np.abs(decoded - components).max(axis=(1, 2)) <= bound).all()
     parsed = QuantizedLatent.parse_params(q.params_bytes(), 16, shape[1:])
