@@ -3,14 +3,17 @@
     cd benchmarks && HF_HUB_CACHE=../../shared/hf/hub HF_HUB_OFFLINE=1 ../.venv/bin/python band_rounding.py \
         --images 8 --levels 3,4,6,8 --variants 0:0:1.2,0:0.15:1.2,0:0.3:1.2,0:0:1.4,0:0:1.2:0.1
 
-Each variant is ``LL dead zone : detail dead zone : detail gain[ : detail shrink]``. A band code whose value is d
+Each variant is ``LL dead zone : detail dead zone : detail gain[ : detail shrink[ : HH gain[ : nested gain]]]``. A band code whose value is d
 steps from its centre is rounded to sign(d) * floor(|d| + 0.5 - theta) (theta 0: plain rounding),
 so fewer codes leave the centre, which coder 5's peak makes cheap, for some error; the detail
 gain is the detail bands' step over LL's (quant.DETAIL_GAIN). The shrink (default 0) moves every
 nonzero detail code that many steps towards zero when the latent is rebuilt (the centroid of a
 Laplace-distributed value's rounding cell lies nearer zero than its centre): a decoder-side
-change, applied to the encoder's own decodes (its restoration filter fit) too. Without a
-shrink the variants are encoder side only: ordinary blobs that decode as such. For each variant prints mean bpp / PSNR / SSIMULACRA2 at each
+change, applied to the encoder's own decodes (its restoration filter fit) too. The HH gain
+(default 1) multiplies the diagonal detail band's step on top of the detail gain: a decoder-side
+change too, as the format has one detail step. The nested gain (default 1) multiplies the step of
+the details nested in LL (quantiser kinds 5 and 6, at up to 7 levels), decoder side as well. Without a
+shrink, an HH gain or a nested gain the variants are encoder side only: ordinary blobs that decode as such. For each variant prints mean bpp / PSNR / SSIMULACRA2 at each
 level over the first Kodak images (whole, effort 0, restoration filter) and its BD-rate on PSNR
 and SSIMULACRA2 against the first variant. docs/BENCHMARKS.md records the outcome.
 """
@@ -20,6 +23,7 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
+import torch
 from restoration_filter import SHARED, scores  # run from benchmarks/
 
 from sdfs.bench import bd_rate
@@ -27,6 +31,27 @@ from sdfs.codec import Codec, CodecConfig, ImageData, load_model, quant, read_im
 
 PLAIN_ROUNDED = quant.RotatedHaarQuantizer._rounded
 PLAIN_LATENT = quant.haar_latent
+PLAIN_STEPS = quant.haar_steps
+
+
+def hh_steps(hh_gain: float, nested_gain: float = 1.0):
+    """``quant.haar_steps`` with the HH band's step ``hh_gain`` times the other details', and the
+    details nested in LL at ``nested_gain`` times LL's step (a step map; effort 0 only)."""
+
+    def haar_steps(q, lib, like=None):
+        steps, centres = PLAIN_STEPS(q, np)
+        steps = steps.copy()
+        steps[:, 3] *= hh_gain
+        if quant.NEST_DEPTH[q.kind] and nested_gain != 1:
+            size = quant.wavelet.band_size(*q.latent_size)
+            averages = quant.wavelet.averages_mask(*size, quant.NEST_DEPTH[q.kind])
+            steps = np.broadcast_to(steps, (*steps.shape[:2], *size)).copy()
+            steps[:, 0] *= np.where(averages, 1.0, nested_gain).astype(np.float32)
+        if lib is np:
+            return steps, centres
+        return torch.from_numpy(steps).to(like), torch.from_numpy(centres).to(like)
+
+    return haar_steps
 
 
 def shrunk_latent(shrink: float):
@@ -76,7 +101,10 @@ def main() -> None:
           f"bpp / PSNR / SSIMULACRA2 / encode+decode s")
     curves = {}
     for variant in args.variants.split(","):
-        theta_ll, theta_detail, gain, shrink = ([float(v) for v in variant.split(":")] + [0.0])[:4]
+        given = [float(v) for v in variant.split(":")]
+        theta_ll, theta_detail, gain, shrink, hh_gain, nested_gain = \
+            given + [0.0, 0.0, quant.DETAIL_GAIN, 0.0, 1.0, 1.0][len(given):]
+        quant.haar_steps = hh_steps(hh_gain, nested_gain)
         quant.haar_latent = shrunk_latent(shrink)
         quant.RotatedHaarQuantizer._rounded = dead_zone_rounded(theta_ll, theta_detail)
         quant.RotatedHaarQuantizer.__init__.__defaults__ = (6, None, 1, gain)
