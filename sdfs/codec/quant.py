@@ -38,10 +38,12 @@ STEP_EXPONENT = -1.0  # a component's step ~ its span ** this (0: one step for a
 MIN_HAAR_CELLS = 2304
 # the Haar detail bands' step over the averages' (benchmarks/latent_transform.py: 1-1.4 lead on Kodak, 1.2 is the best compromise)
 DETAIL_GAIN = 1.2
-# the nested second Haar level pays at few levels, where LL's details round mostly to zero (first 8
-# Kodak photos, whole: 3 levels -12 % bytes, 4 -7 %, 6 -1.2 %, 7 the same bytes and pictures, 8 +0.3 %;
-# docs/BENCHMARKS.md); a third, nested in LL2, saves a little more up to the same limit (2026-12-05)
-NESTED_MAX_LEVELS = 7
+# nested Haar levels pay at few levels, where LL's details round mostly to zero (the second alone,
+# first 8 Kodak photos: 3 levels -12 % bytes, 4 -7 %, 6 -1.2 %, 7 level, 8 +0.3 %; the third against
+# the second on all 24: 3 levels -4.8 %, 4 -2.4 %, 7 -0.9 %; the second and third against one level:
+# 8 levels -0.45 %, 10 +0.2 %, 12 +0.35 %, at the same or lower latent error; decoded, 8 photos: 8
+# levels -0.6 % bytes for the same picture, 10-16 +0.25-0.5 %; docs/BENCHMARKS.md)
+NESTED_MAX_LEVELS = 8
 
 
 class QuantError(ValueError):
