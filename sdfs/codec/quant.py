@@ -337,8 +337,8 @@ class NestedHaarQuantizer(RotatedHaarQuantizer):
     component's LL step, the centre subtracted from LL2 only. The band planes keep their size and
     order, and the context coder codes LL2 and each second-level detail as groups of their own.
     On all 24 Kodak photos it codes the same pictures in 12 % fewer bytes than one level at 3
-    levels, 6.7 % at 4, 1 % at 6 (docs/BENCHMARKS.md); ``make_quantizer`` uses it up to
-    ``NESTED_MAX_LEVELS``."""
+    levels, 6.7 % at 4, 1 % at 6 (docs/BENCHMARKS.md). Written by default from 2026-12-04 to -05,
+    now where ``haar_levels`` is 2; ``DeepHaarQuantizer`` nests one level more."""
 
     kind = NESTED_HAAR
 
