@@ -12,7 +12,7 @@ Laplace-distributed value's rounding cell lies nearer zero than its centre): a d
 change, applied to the encoder's own decodes (its restoration filter fit) too. The HH gain
 (default 1) multiplies the diagonal detail band's step on top of the detail gain: a decoder-side
 change too, as the format has one detail step. The nested gain (default 1) multiplies the step of
-the details nested in LL (quantiser kinds 5 and 6, at up to 7 levels), decoder side as well. Without a
+the details nested in LL (quantiser kinds 5 and 6, at up to quant.NESTED_MAX_LEVELS), decoder side as well. Without a
 shrink, an HH gain or a nested gain the variants are encoder side only: ordinary blobs that decode as such. For each variant prints mean bpp / PSNR / SSIMULACRA2 at each
 level over the first Kodak images (whole, effort 0, restoration filter) and its BD-rate on PSNR
 and SSIMULACRA2 against the first variant. docs/BENCHMARKS.md records the outcome.

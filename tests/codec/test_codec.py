@@ -159,7 +159,7 @@ def test_sd3_codes_its_principal_components_better_at_equal_bytes(taesd3):
 def test_sd3_haar_bands_beat_rounding_each_cell_at_equal_bytes(taesd3):
     """The rotated Haar quantiser (one level) against the rotated quantiser's curve from 4 to 6
     levels on the whole of kodim07, and at 4 levels the nested second level against one and the
-    nested third (sd3's default for photos at up to 7 levels) against two: the same picture in
+    nested third (sd3's default for photos at up to 8 levels) against two: the same picture in
     fewer bytes (measured: see the assertions' messages)."""
     from sdfs.codec import read_image
     from tests.conftest import KODAK
