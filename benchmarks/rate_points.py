@@ -3,7 +3,7 @@
     cd benchmarks && HF_HUB_CACHE=../../shared/hf/hub HF_HUB_OFFLINE=1 ../.venv/bin/python rate_points.py \
         --model madebyollin/taesd --levels 12,16,20,24,32,48 --images 8 [--efforts 0,1] [--crop 0] [--scale 1] \
         [--rate-weights 0,0.03] [--decorrelate 0,1] [--bands 0,1 [--min-haar-cells N] [--haar-levels 2,3 [--nested-max 16]]] \
-        [--step-exponents 0,-0.75,-1] \
+        [--step-exponents 0,-0.75,-1] [--rate-estimates band,plane] \
         [--own-encoder | --encoder W]
 
 For each (levels, effort, refinement's rate weight, channels or principal components), encodes
@@ -20,8 +20,12 @@ from pathlib import Path
 from restoration_filter import SHARED, scores  # run from benchmarks/
 
 from sdfs.bench import centre_crop
-from sdfs.codec import Codec, CodecConfig, ImageData, load_model, quant, read_image
+from sdfs.codec import Codec, CodecConfig, ImageData, load_model, optimize, quant, read_image
 from sdfs.codec.models import load_encoder_weights
+
+SHIPPED_BAND_BITS = optimize.band_bits
+RATE_ESTIMATES = {"band": SHIPPED_BAND_BITS,  # each nested sub-band on its own grid (since 2026-12-05)
+                  "plane": lambda codes, channels, depth: optimize.estimated_bits(codes)}  # each plane whole
 
 
 def main() -> None:
@@ -30,6 +34,7 @@ def main() -> None:
     parser.add_argument("--levels", default="16,32", help="comma-separated levels per latent value")
     parser.add_argument("--efforts", default="0")
     parser.add_argument("--images", type=int, default=8)
+    parser.add_argument("--files", help="comma-separated photos to code instead of Kodak's (e.g. an encoder's held-out ones)")
     parser.add_argument("--crop", type=int, default=0)
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--rate-weights", help="refinement's rate weights to try (default: CodecConfig's)")
@@ -46,21 +51,26 @@ def main() -> None:
     parser.add_argument("--encoder", type=Path, help="encode with these weights (finetune_encoder.py's output)")
     parser.add_argument("--step-exponents", default=str(quant.STEP_EXPONENT),
                         help="rotated quantiser: a component's step ~ its span ** this (0: one step for all)")
+    parser.add_argument("--rate-estimates", default="band",
+                        help="effort's rate estimate on Haar bands: band (shipped) and/or plane (before 2026-12-05)")
     args = parser.parse_args()
     quant.MIN_HAAR_CELLS = args.min_haar_cells  # read by RotatedHaarQuantizer.quantize
     quant.NESTED_MAX_LEVELS = args.nested_max  # read by make_quantizer
-    files = sorted((SHARED / "data" / "kodak").glob("*.png"))[:args.images]
+    files = ([Path(f) for f in args.files.split(",")] if args.files
+             else sorted((SHARED / "data" / "kodak").glob("*.png"))[:args.images])
     images = [ImageData(centre_crop(read_image(f).rgb(), args.crop)) for f in files]
     model = load_model(args.model, device="cpu", tuned_encoder=not args.own_encoder)
     if args.encoder:
         load_encoder_weights(model.vae.encoder, args.encoder)
-    print(f"{len(images)} Kodak images (crop {args.crop or 'none'}, scale {args.scale}), {args.model}, "
+    print(f"{len(images)} {'photos' if args.files else 'Kodak images'} (crop {args.crop or 'none'}, scale {args.scale}), {args.model}, "
           f"{args.encoder or model.encoder_name}: bpp / PSNR / SSIMULACRA2 / encode+decode s")
     variants = [(bool(int(b)), int(h)) for b in args.bands.split(",")
                 for h in (args.haar_levels.split(",") if int(b) else ["1"])]
     rates = [float(r) for r in args.rate_weights.split(",")] if args.rate_weights else [CodecConfig.rate_weight]
     for levels in (int(v) for v in args.levels.split(",")):
-        for effort in (int(e) for e in args.efforts.split(",")):
+        for effort, estimate in ((int(e), m) for e in args.efforts.split(",")
+                                 for m in (args.rate_estimates.split(",") if int(e) else ["band"])):
+            optimize.band_bits = RATE_ESTIMATES[estimate]  # read by optimize._refine_haar_tiled
             for rate in rates if effort else [0.0]:
                 for decorrelate in (bool(int(d)) for d in args.decorrelate.split(",")):
                     for exponent in (float(e) for e in args.step_exponents.split(",")) if decorrelate else [0.0]:
@@ -71,7 +81,8 @@ def main() -> None:
                             bpp, psnr, ssim2, seconds = scores(Codec(model, config), images)
                             coded = f"components{f' as {haar_levels} Haar levels' if bands else ''}, " \
                                     f"step ~ span^{exponent:g}" if decorrelate else "channels"
-                            print(f"{levels:3d} levels effort {effort} rate weight {rate:g} {coded}: {bpp:.3f} / "
+                            print(f"{levels:3d} levels effort {effort} rate weight {rate:g} ({estimate} estimate) "
+                                  f"{coded}: {bpp:.3f} / "
                                   f"{psnr:.2f} / {ssim2:6.1f} / {seconds:5.0f}", flush=True)
 
 

@@ -165,6 +165,25 @@ def estimated_bits(codes: torch.Tensor) -> torch.Tensor:
     return -torch.log2(torch.where(distance < 0.5, near, far).clamp_min(1e-9)).sum()
 
 
+def band_bits(codes: torch.Tensor, channels: int, depth: int) -> torch.Tensor:
+    """``estimated_bits`` of rotated Haar codes (band-major planes, the ``channels`` LL planes first)
+    whose LL planes hold ``depth`` nested Haar levels. Each nested sub-band, a phase of LL's grid and
+    one of the coder's groups, is estimated on its own grid: in one plane the averages and the
+    details would each be pulled towards the other's values."""
+    if not depth:
+        return estimated_bits(codes)
+    return estimated_bits(codes[channels:]) + sum(estimated_bits(part) for part in nested_subbands(codes[:channels], depth)
+                                                  if part.numel())
+
+
+def nested_subbands(ll: torch.Tensor, depth: int) -> list[torch.Tensor]:
+    """The (planes, h', w') grids of LL planes nested ``depth`` times (``wavelet.nest``): each level's three
+    details, then the deepest averages (an odd last row or column goes with its phase)."""
+    parts = [ll[:, 0::2, 1::2], ll[:, 1::2, 0::2], ll[:, 1::2, 1::2]]
+    rest = ll[:, 0::2, 0::2]
+    return parts + (nested_subbands(rest, depth - 1) if depth > 1 else [rest])
+
+
 def _refine_uniform_tiled(q, latent, target, weight, decoder, factor, steps, lr, objective, between_steps):
     """Codes are the channels' values in steps, or for a rotated quantiser the components'."""
     channels = q.symbols.shape[0]
@@ -215,16 +234,17 @@ def _refine_haar_tiled(q, latent, target, weight, decoder, factor, steps, lr, ob
         return (lambda codes: haar_latent(codes, part, torch, (parts[0], centre, parts[2]))), rows, cols
 
     unit = plane_steps / torch.exp(torch.log(plane_steps).mean())
+    depth = NEST_DEPTH[q.kind]
     return _refine_tiles(q, codes, unit, synthesis, 2, target, weight, decoder, factor, steps, lr, objective,
-                         between_steps, 2 ** NEST_DEPTH[q.kind])
+                         between_steps, 2 ** depth, lambda c: band_bits(c, channels, depth))
 
 
 def _refine_tiles(q, codes, unit, synthesis, cells, target, weight, decoder, factor, steps, lr, objective,
-                  between_steps, align=1):
+                  between_steps, align=1, bits_of=estimated_bits):
     """Refine (planes, h, w) ``codes`` window by window; ``synthesis(window_y, window_x)`` gives the
     function from a window's codes to its latent and the latent cells that latent covers (``cells``
-    latent cells a code; windows start at multiples of ``align`` codes). Returns (refined q, loss
-    before, loss after)."""
+    latent cells a code; windows start at multiples of ``align`` codes); ``bits_of`` estimates a
+    window's bits for the rate term. Returns (refined q, loss before, loss after)."""
     _, height, width = q.symbols.shape
     symbols = q.symbols.copy()
     before = after = 0.0
@@ -235,7 +255,7 @@ def _refine_tiles(q, codes, unit, synthesis, cells, target, weight, decoder, fac
         px_x = slice(cols.start * factor, cols.stop * factor)
         w = None if weight is None else weight[..., px_y, px_x]
         best, b0, b1 = _refine_codes(codes[:, win_y, win_x], unit, latent_of, q.levels, target[..., px_y, px_x],
-                                     w, decoder, steps, lr, objective, between_steps)
+                                     w, decoder, steps, lr, objective, between_steps, bits_of)
         ry = slice(core_y.start - win_y.start, core_y.stop - win_y.start)
         rx = slice(core_x.start - win_x.start, core_x.stop - win_x.start)
         symbols[:, core_y, core_x] = best[:, ry, rx]
@@ -243,7 +263,8 @@ def _refine_tiles(q, codes, unit, synthesis, cells, target, weight, decoder, fac
     return dataclasses.replace(q, symbols=symbols), before, after
 
 
-def _refine_codes(codes, unit, latent_of, levels, target, weight, decoder, steps, lr, objective, between_steps):
+def _refine_codes(codes, unit, latent_of, levels, target, weight, decoder, steps, lr, objective, between_steps,
+                  bits_of=estimated_bits):
     device = target.device
     unit = unit.to(device)[:, None, None]
     variable = (codes.to(device).clamp(0, levels - 1) * unit).requires_grad_(True)
@@ -256,7 +277,7 @@ def _refine_codes(codes, unit, latent_of, levels, target, weight, decoder, steps
         distortion = objective.distortion(decoder(latent_of(codes)[None]), target, weight)
         if not objective.rate_weight:
             return distortion
-        return distortion + objective.rate_weight * estimated_bits(codes) / (target.shape[-2] * target.shape[-1])
+        return distortion + objective.rate_weight * bits_of(codes) / (target.shape[-2] * target.shape[-1])
 
     def snapshot():
         return quantised().detach().cpu().numpy().astype(np.int32)

@@ -20,14 +20,20 @@ def band_size(height: int, width: int) -> tuple[int, int]:
     return (height + 1) // 2, (width + 1) // 2
 
 
-def forward(planes: np.ndarray) -> np.ndarray:
-    """(C, h, w) -> (C, 4, ceil(h/2), ceil(w/2)): LL, LH, HL, HH. An odd last row or column is repeated,
-    which gives its pairs zero detail."""
+def forward(planes):
+    """(C, h, w) planes (numpy or torch) -> (C, 4, ceil(h/2), ceil(w/2)): LL, LH, HL, HH. An odd last
+    row or column is repeated, which gives its pairs zero detail."""
     _, height, width = planes.shape
-    padded = np.pad(planes, ((0, 0), (0, height % 2), (0, width % 2)), mode="edge")
+    if isinstance(planes, torch.Tensor):
+        padded = torch.cat([planes, planes[:, -1:]], 1) if height % 2 else planes
+        padded = torch.cat([padded, padded[:, :, -1:]], 2) if width % 2 else padded
+        stack = torch.stack
+    else:
+        padded = np.pad(planes, ((0, 0), (0, height % 2), (0, width % 2)), mode="edge")
+        stack = np.stack
     a, b = padded[:, 0::2, 0::2], padded[:, 0::2, 1::2]
     c, d = padded[:, 1::2, 0::2], padded[:, 1::2, 1::2]
-    return np.stack([a + b + c + d, a - b + c - d, a + b - c - d, a - b - c + d], axis=1) / 2
+    return stack([a + b + c + d, a - b + c - d, a + b - c - d, a - b - c + d], 1) / 2
 
 
 def inverse(bands, height: int, width: int):

@@ -123,6 +123,7 @@ def test_haar_transform_inverts_on_any_size(shape):
     assert bands.shape == (16, 4, *wavelet.band_size(*shape[1:]))
     assert np.allclose(wavelet.inverse(bands, *shape[1:]), z)
     assert np.allclose(wavelet.inverse(torch.from_numpy(bands), *shape[1:]).numpy(), z)
+    assert np.allclose(wavelet.forward(torch.from_numpy(z)).numpy(), bands)
     assert np.allclose((bands ** 2).sum(), (np.pad(z, ((0, 0), (0, shape[1] % 2), (0, shape[2] % 2)), "edge") ** 2).sum())
 
 
