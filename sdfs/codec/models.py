@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 DEFAULT_MODEL = "madebyollin/taesd"
 WEIGHTS = Path(__file__).with_name("weights")
 # family -> an encoder sdfs fine-tuned for that family's TAESD decoder (benchmarks/finetune_encoder.py)
-TUNED_ENCODERS = {"sd1": "taesd_encoder_sdfs_v3.safetensors", "sd3": "taesd3_encoder_sdfs_v2.safetensors"}
+TUNED_ENCODERS = {"sd1": "taesd_encoder_sdfs_v3.safetensors", "sd3": "taesd3_encoder_sdfs_v3.safetensors"}
 
 
 @dataclass(frozen=True)

@@ -126,7 +126,7 @@ def test_the_rate_aware_sd3_encoder_beats_taesd3s_own_with_fewer_bytes(kodak_cro
     results = {name: _size_psnr_encoder(Codec(load_model("madebyollin/taesd3", device="cpu", tuned_encoder=tuned),
                                                CodecConfig(bits=2, bands=False)), kodak_crop)
                for name, tuned in (("tuned", True), ("stock", False))}
-    assert results["tuned"][2] == "madebyollin/taesd3+taesd3_encoder_sdfs_v2", results
+    assert results["tuned"][2] == "madebyollin/taesd3+taesd3_encoder_sdfs_v3", results
     assert results["tuned"][0] < results["stock"][0], results
     gain = results["tuned"][1] - results["stock"][1]
     assert gain > 0.5, f"the tuned encoder gained only {gain:.2f} dB ({results})"

@@ -117,9 +117,9 @@ def test_taesd_encodes_with_the_tuned_encoder_and_says_so(taesd, taesd_own):
     from_files = load_model(str(VAE_APPROX / "taesd_encoder.safetensors"), device="cpu")
     assert from_files.tuned_encoder == "taesd_encoder_sdfs_v3"  # bf16 copies of the same decoder match
     assert load_model("madebyollin/taesdxl", device="cpu").tuned_encoder is None
-    assert load_model("madebyollin/taesd3", device="cpu").tuned_encoder == "taesd3_encoder_sdfs_v2"
+    assert load_model("madebyollin/taesd3", device="cpu").tuned_encoder == "taesd3_encoder_sdfs_v3"
     assert load_model(str(VAE_APPROX / "taesd3_encoder.safetensors"), device="cpu").tuned_encoder == \
-        "taesd3_encoder_sdfs_v2"
+        "taesd3_encoder_sdfs_v3"
     stock = taesd_own
     assert stock.tuned_encoder is None and stock.encoder_name == "madebyollin/taesd"
     x = _image()
