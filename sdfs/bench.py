@@ -218,12 +218,27 @@ def curves(rows: list[Row]) -> dict[str, dict[str, list[tuple[float, float]]]]:
 
 
 def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
-    """The (bpp, quality) points no other point beats on both, by rate: the settings worth choosing."""
-    front: list[tuple[float, float]] = []
+    """The (bpp, quality) points worth choosing, by rate: their upper concave hull.
+
+    A point another beats on both bytes and quality is left out, and so is one under the chord
+    between two others: coding part of a library at each of those two settings gives any mean bpp
+    and mean quality on the chord (means are linear), so the curve through it would understate
+    what the settings reach."""
+    hull: list[tuple[float, float]] = []
     for bpp, quality in sorted(points):
-        if not front or quality > front[-1][1]:
-            front.append((bpp, quality))
-    return front
+        if hull and quality <= hull[-1][1]:
+            continue  # beaten on both by the last point kept
+        while len(hull) >= 2 and _under_chord(hull[-2], hull[-1], (bpp, quality)):
+            hull.pop()
+        hull.append((bpp, quality))
+    return hull
+
+
+def _under_chord(left: tuple[float, float], middle: tuple[float, float], right: tuple[float, float]) -> bool:
+    """Whether ``middle`` lies below the line from ``left`` to ``right`` (points on it, up to rounding, are kept)."""
+    above = (middle[1] - left[1]) * (right[0] - left[0])
+    chord = (right[1] - left[1]) * (middle[0] - left[0])
+    return above < chord - 1e-9 * max(abs(above), abs(chord))
 
 
 def bd_rate(reference: list[tuple[float, float]], test: list[tuple[float, float]],

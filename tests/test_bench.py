@@ -26,6 +26,13 @@ def test_the_sdfs_curve_keeps_only_settings_worth_choosing():
     assert pareto_front(points) == [(0.10, 24.0), (0.20, 25.5), (0.30, 26.0)]
 
 
+def test_a_setting_under_the_chord_of_two_others_is_left_out():
+    """Half the photos at 0.20 bpp and half at 0.30 average 0.25 bpp and 26.0: above 25.8 there."""
+    points = [(0.10, 24.0), (0.20, 25.5), (0.25, 25.8), (0.30, 26.5), (0.40, 26.9)]
+    assert pareto_front(points) == [(0.10, 24.0), (0.20, 25.5), (0.30, 26.5), (0.40, 26.9)]
+    assert pareto_front([(0.1, 20.0), (0.2, 21.0), (0.3, 22.0)]) == [(0.1, 20.0), (0.2, 21.0), (0.3, 22.0)]
+
+
 def test_a_codec_that_misses_small_budgets_is_compared_where_it_fits():
     nan = float("nan")
     rows = []
