@@ -66,6 +66,17 @@ the real codec's BD-rate):
         --steps 300 --cosine --out sdfs/codec/weights/taesd3_encoder_sdfs_v3.safetensors
 
 (v2 is ``git show caa9dbd:sdfs/codec/weights/taesd3_encoder_sdfs_v2.safetensors``.)
+
+``--extra`` may be given more than once. Nine more photos (four with faces) come bundled with other packages;
+the runs of 2026-12-06 that tried them are in benchmarks/results/finetune_taesd3_v3_more_2026-12-06.txt:
+
+    mkdir extra2 && pip download --no-deps scipy==1.9.3 imgaug==0.4.0 ultralytics==8.4.190 insightface==2.1 \
+        pyiqa==0.1.16 -d .
+    unzip -jq imgaug-*.whl imgaug/quokka.jpg -d extra2 && unzip -jq insightface-*.whl insightface/data/images/t1.jpg -d extra2
+    unzip -jq ultralytics-*.whl 'ultralytics/assets/*.jpg' -d extra2
+    unzip -jq pyiqa-*.whl 'tests/test_efficiency_img_dir/*.jpg' -d extra2     # not ResultsCalibra/: those are Kodak
+    unzip -jq scipy-*.whl scipy/misc/face.dat && python -c "import bz2, numpy, PIL.Image; PIL.Image.fromarray(
+        numpy.frombuffer(bz2.decompress(open('face.dat', 'rb').read()), numpy.uint8).reshape(768, 1024, 3)).save('extra2/raccoon.png')"
 """
 
 from __future__ import annotations
@@ -107,10 +118,10 @@ def load_photo(path: Path) -> torch.Tensor:
     return torch.from_numpy(rgb).permute(2, 0, 1).float() / 127.5 - 1
 
 
-def photo_files(data: Path, extra: Path | None) -> list[Path]:
+def photo_files(data: Path, extra: list[Path]) -> list[Path]:
     files = [data / n for n in SKIMAGE_PHOTOS] + [SHARED / "data" / "awkward" / n for n in AWKWARD_PHOTOS]
-    if extra:
-        files += sorted(f for f in extra.iterdir() if f.suffix.lower() in PHOTO_SUFFIXES)
+    for folder in extra:
+        files += sorted(f for f in folder.iterdir() if f.suffix.lower() in PHOTO_SUFFIXES)
     return files
 
 
@@ -310,7 +321,8 @@ def add_blocks(encoder, count: int) -> list[torch.nn.Parameter]:
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     parser.add_argument("--data", type=Path, required=True, help="scikit-image's skimage/data folder")
-    parser.add_argument("--extra", type=Path, help="a folder of more training photos")
+    parser.add_argument("--extra", type=Path, action="append", default=[],
+                        help="a folder of more training photos (may be given again)")
     parser.add_argument("--val", default="", help="comma-separated file names held out to pick the checkpoint")
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--seconds", type=float, help="train for this long instead (implies --cosine)")

@@ -35,7 +35,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", default="madebyollin/taesd3")
     parser.add_argument("--data", type=Path, required=True, help="scikit-image's skimage/data folder")
-    parser.add_argument("--extra", type=Path, help="a folder of more photos")
+    parser.add_argument("--extra", type=Path, action="append", default=[], help="a folder of more photos (repeatable)")
     parser.add_argument("--max-side", type=int, default=768)
     parser.add_argument("--grey", action="store_true",
                         help="fit on grey photos too (their latents span few directions and would lead the fit)")
