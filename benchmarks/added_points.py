@@ -25,9 +25,9 @@ def main() -> None:
     parser.add_argument("--reference", default="avif")
     args = parser.parse_args()
     rows = read_rows(args.csv)
-    reference = curves(rows)[args.reference]
+    every_point = curves(rows)
+    reference, with_added = every_point[args.reference], every_point["sdfs"]
     without = curves([r for r in rows if not r.codec.startswith("sdfs") or args.added not in r.point])["sdfs"]
-    with_added = curves(rows)["sdfs"]
     for low, high in ((0.05, 0.5), (0.05, 0.3)):
         print(f"BD-rate over {low}-{high} bpp (negative = fewer bytes):")
         for metric in METRICS:

@@ -213,11 +213,11 @@ def curves(rows: list[Row]) -> dict[str, dict[str, list[tuple[float, float]]]]:
                 out[codec][metric].append((float(np.mean([r.bpp for r in covered])), float(np.mean(values))))
     for codec, by_metric in out.items():
         for metric, pts in by_metric.items():
-            by_metric[metric] = pareto_front(pts) if codec == "sdfs" else sorted(pts)
+            by_metric[metric] = upper_hull(pts) if codec == "sdfs" else sorted(pts)
     return out
 
 
-def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+def upper_hull(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
     """The (bpp, quality) points worth choosing, by rate: their upper concave hull.
 
     A point another beats on both bytes and quality is left out, and so is one under the chord

@@ -8,7 +8,7 @@ import math
 import numpy as np
 from PIL import Image
 
-from sdfs.bench import Row, bd_rate, pareto_front, read_rows, summary_table, where_fitted
+from sdfs.bench import Row, bd_rate, upper_hull, read_rows, summary_table, where_fitted
 from tests.conftest import KODAK
 from tests.mountutil import sdfs
 
@@ -23,14 +23,14 @@ def test_bd_rate_of_known_curves():
 
 def test_the_sdfs_curve_keeps_only_settings_worth_choosing():
     points = [(0.30, 26.0), (0.10, 24.0), (0.18, 23.5), (0.20, 25.5), (0.25, 25.5)]
-    assert pareto_front(points) == [(0.10, 24.0), (0.20, 25.5), (0.30, 26.0)]
+    assert upper_hull(points) == [(0.10, 24.0), (0.20, 25.5), (0.30, 26.0)]
 
 
 def test_a_setting_under_the_chord_of_two_others_is_left_out():
     """Half the photos at 0.20 bpp and half at 0.30 average 0.25 bpp and 26.0: above 25.8 there."""
     points = [(0.10, 24.0), (0.20, 25.5), (0.25, 25.8), (0.30, 26.5), (0.40, 26.9)]
-    assert pareto_front(points) == [(0.10, 24.0), (0.20, 25.5), (0.30, 26.5), (0.40, 26.9)]
-    assert pareto_front([(0.1, 20.0), (0.2, 21.0), (0.3, 22.0)]) == [(0.1, 20.0), (0.2, 21.0), (0.3, 22.0)]
+    assert upper_hull(points) == [(0.10, 24.0), (0.20, 25.5), (0.30, 26.5), (0.40, 26.9)]
+    assert upper_hull([(0.1, 20.0), (0.2, 21.0), (0.3, 22.0)]) == [(0.1, 20.0), (0.2, 21.0), (0.3, 22.0)]
 
 
 def test_a_codec_that_misses_small_budgets_is_compared_where_it_fits():
