@@ -4,7 +4,7 @@
         --model madebyollin/taesd --levels 12,16,20,24,32,48 --images 8 [--efforts 0,1] [--crop 0] [--scale 1] \
         [--rate-weights 0,0.03] [--decorrelate 0,1] [--bands 0,1 [--min-haar-cells N] [--haar-levels 2,3 [--nested-max 16]]] \
         [--step-exponents 0,-0.75,-1] [--rate-estimates band,plane] \
-        [--own-encoder | --encoder W]
+        [--own-encoder | --encoder W] [--decoder W | --stock-decoder [--read-with W]]
 
 For each (levels, effort, refinement's rate weight, channels or principal components), encodes
 the first ``--images`` Kodak images (or centre crops of ``--crop`` pixels) with the model's
@@ -21,7 +21,7 @@ from restoration_filter import SHARED, scores  # run from benchmarks/
 
 from sdfs.bench import centre_crop
 from sdfs.codec import Codec, CodecConfig, ImageData, load_model, optimize, quant, read_image
-from sdfs.codec.models import load_encoder_weights
+from sdfs.codec.models import load_encoder_weights, read_weights
 
 SHIPPED_BAND_BITS = optimize.band_bits
 RATE_ESTIMATES = {"band": SHIPPED_BAND_BITS,  # each nested sub-band on its own grid (since 2026-12-05)
@@ -49,6 +49,10 @@ def main() -> None:
                         help="latents of fewer cells are rounded cell by cell even with --bands 1")
     parser.add_argument("--own-encoder", action="store_true", help="the model's own encoder, not sdfs's tuned one")
     parser.add_argument("--encoder", type=Path, help="encode with these weights (finetune_encoder.py's output)")
+    parser.add_argument("--decoder", type=Path, help="decode with these weights (finetune_encoder.py's --out-decoder)")
+    parser.add_argument("--stock-decoder", action="store_true", help="the model's own decoder, not sdfs's tuned one")
+    parser.add_argument("--read-with", type=Path,
+                        help="encode with the model's decoder, decode the blobs with these weights (blobs written before)")
     parser.add_argument("--step-exponents", default=str(quant.STEP_EXPONENT),
                         help="rotated quantiser: a component's step ~ its span ** this (0: one step for all)")
     parser.add_argument("--rate-estimates", default="band",
@@ -59,11 +63,19 @@ def main() -> None:
     files = ([Path(f) for f in args.files.split(",")] if args.files
              else sorted((SHARED / "data" / "kodak").glob("*.png"))[:args.images])
     images = [ImageData(centre_crop(read_image(f).rgb(), args.crop)) for f in files]
-    model = load_model(args.model, device="cpu", tuned_encoder=not args.own_encoder)
+    model = load_model(args.model, device="cpu", tuned_encoder=not args.own_encoder,
+                       tuned_decoder=not (args.decoder or args.stock_decoder))
     if args.encoder:
         load_encoder_weights(model.vae.encoder, args.encoder)
+    if args.decoder:
+        model.vae.decoder.load_state_dict(read_weights(args.decoder)[0])
+    reader = None
+    if args.read_with:
+        reader = load_model(args.model, device="cpu", tuned_encoder=False, tuned_decoder=False)
+        reader.vae.decoder.load_state_dict(read_weights(args.read_with)[0])
     print(f"{len(images)} {'photos' if args.files else 'Kodak images'} (crop {args.crop or 'none'}, scale {args.scale}), {args.model}, "
-          f"{args.encoder or model.encoder_name}: bpp / PSNR / SSIMULACRA2 / encode+decode s")
+          f"{args.encoder or model.encoder_name}, decoder {args.decoder or model.decoder_name}"
+          f"{f', read with {args.read_with}' if args.read_with else ''}: bpp / PSNR / SSIMULACRA2 / encode+decode s")
     variants = [(bool(int(b)), int(h)) for b in args.bands.split(",")
                 for h in (args.haar_levels.split(",") if int(b) else ["1"])]
     rates = [float(r) for r in args.rate_weights.split(",")] if args.rate_weights else [CodecConfig.rate_weight]
@@ -78,7 +90,8 @@ def main() -> None:
                             quant.STEP_EXPONENT = exponent  # read by RotatedQuantizer.quantize
                             config = CodecConfig(levels=levels, effort=effort, scale=args.scale, rate_weight=rate,
                                                  decorrelate=decorrelate, bands=bands, haar_levels=haar_levels)
-                            bpp, psnr, ssim2, seconds = scores(Codec(model, config), images)
+                            bpp, psnr, ssim2, seconds = scores(Codec(model, config), images,
+                                                               reader and Codec(reader, config))
                             coded = f"components{f' as {haar_levels} Haar levels' if bands else ''}, " \
                                     f"step ~ span^{exponent:g}" if decorrelate else "channels"
                             print(f"{levels:3d} levels effort {effort} rate weight {rate:g} ({estimate} estimate) "

@@ -24,11 +24,12 @@ SHARED = Path(os.environ.get("SDFS_SHARED", Path(__file__).resolve().parents[2] 
 METRICS = ("psnr", "ssimulacra2")
 
 
-def scores(codec: Codec, images: list[ImageData]) -> tuple[float, float, float, float]:
+def scores(codec: Codec, images: list[ImageData], reader: Codec | None = None) -> tuple[float, float, float, float]:
+    """Mean bpp, PSNR, SSIMULACRA2 of ``codec``'s blobs decoded by ``reader`` (default: ``codec``), and the seconds."""
     rows, start = [], time.perf_counter()
     for image in images:
         blob = codec.encode(image)
-        result = measure(image.pixels, codec.decode(blob).rgb(), METRICS)
+        result = measure(image.pixels, (reader or codec).decode(blob).rgb(), METRICS)
         rows.append((len(blob) * 8 / (image.width * image.height), result["psnr"], result["ssimulacra2"]))
     return (*np.mean(rows, axis=0), time.perf_counter() - start)
 

@@ -495,7 +495,8 @@ def run_info(args) -> int:
         shrunk = "" if info.coded_size == (info.width, info.height) else " (coded at {}x{})".format(*info.coded_size)
         print(f"{path}: {info.width}x{info.height}{shrunk} {info.mode}, {info.family} latent {info.latent_shape} by "
               f"{info.encoder}, {info.quantizer} {info.levels} levels, {info.coder} coder, {info.bytes} bytes, "
-              f"{info.bpp:.3f} bpp, restoration filter {info.restoration}")
+              f"{info.bpp:.3f} bpp, restoration filter {info.restoration}"
+              f"{f', for decoder {info.decoder}' if info.decoder else ''}")
     return status
 
 

@@ -6,7 +6,7 @@ import io
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Hashable, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -69,6 +69,7 @@ class BlobInfo:
     bytes: int
     coded_size: tuple[int, int]  # (width, height) the latent holds: smaller than the image's when shrunk
     restoration: str = "none"  # the decoder-side filter: "none", "3x3" or "5x5 cross-channel"
+    decoder: str | None = None  # sdfs's tuned decoder the blob was fitted for; None: the model's own
 
     @property
     def bpp(self) -> float:
@@ -92,6 +93,7 @@ class Codec:
         self.last_reports: list[RefineReport] = []
         # called between refinement steps (a service yields the device to reads there)
         self.between_steps: Callable[[], None] | None = None
+        self._foreign_decoders: set[str] = set()  # tuned decoders named by blobs that this model lacks, logged
 
     @classmethod
     def from_pretrained(cls, model: str = DEFAULT_MODEL, device: str = "auto", family: str | None = None,
@@ -129,7 +131,7 @@ class Codec:
 
     def _encode_tensors(self, tensors: list[torch.Tensor]) -> list[np.ndarray]:
         out: list[np.ndarray | None] = [None] * len(tensors)
-        for indices in _same_shape_groups([t.shape for t in tensors]):
+        for indices in _equal_groups([tuple(t.shape) for t in tensors]):
             if max(tensors[indices[0]].shape[-2:]) > self.config.encode_tile:
                 for i in indices:
                     out[i] = self._encode_tiled(tensors[i])[0]
@@ -156,6 +158,7 @@ class Codec:
             alpha=_alpha_png(img.alpha), icc=img.icc, exif=img.exif,
             restoration=self._restoration(q, x, img, coded, len(payload)),
             coded_width=coded.width if scaled else None, coded_height=coded.height if scaled else None,
+            decoder=self.model.tuned_decoder,
         )
         return blob.to_bytes()
 
@@ -198,7 +201,7 @@ class Codec:
         """Decode several blobs, running the decoder on same-shaped latents together."""
         parsed = [self._parse(data) for data in blobs]
         latents = [self._latent_of(blob) for blob in parsed]
-        images = self._decode_latents(latents)
+        images = self._decode_latents(latents, [self._wants_own_decoder(blob) for blob in parsed])
         return [self._finish_decode(blob, image) for blob, image in zip(parsed, images)]
 
     def _parse(self, data: bytes) -> Blob:
@@ -223,6 +226,20 @@ class Codec:
                              f"{width}x{height}")
         return blob
 
+    def _wants_own_decoder(self, blob: Blob) -> bool:
+        """Whether the model's own decoder draws this blob: the one its encoder fitted it for (the restoration filter,
+        the refinement), though sdfs's tuned decoder is installed. A blob fitted for a tuned decoder this model lacks
+        decodes with what it has, as a latent of the family, less faithfully; that is logged once per decoder."""
+        if blob.decoder == self.model.tuned_decoder:
+            return False
+        if blob.decoder is None:
+            return True
+        if blob.decoder not in self._foreign_decoders:
+            self._foreign_decoders.add(blob.decoder)
+            log.warning("blobs written by %s were fitted for its decoder %s; %s draws them less faithfully",
+                        blob.encoder, blob.decoder, self.model.decoder_name)
+        return False
+
     def _latent_of(self, blob: Blob) -> torch.Tensor:
         try:
             size = (blob.latent_height, blob.latent_width)
@@ -235,15 +252,17 @@ class Codec:
             raise CodecError("palette index out of range")
         return torch.from_numpy(q.dequantize())[None]
 
-    def _decode_latents(self, latents: list[torch.Tensor]) -> list[torch.Tensor]:
+    def _decode_latents(self, latents: list[torch.Tensor], own_decoder: list[bool] | None = None) -> list[torch.Tensor]:
         out: list[torch.Tensor | None] = [None] * len(latents)
         tile, factor = self.config.decode_tile, self.model.factor
-        for indices in _same_shape_groups([z.shape for z in latents]):
+        own_decoder = own_decoder or [False] * len(latents)
+        for indices in _equal_groups([(tuple(z.shape), own) for z, own in zip(latents, own_decoder)]):
+            own = own_decoder[indices[0]]
             if max(latents[indices[0]].shape[-2:]) > tile:
                 for i in indices:
-                    out[i] = run_tiled(lambda t: self.model.decode(t).cpu(), latents[i], factor, tile, 8)
+                    out[i] = run_tiled(lambda t: self.model.decode(t, own).cpu(), latents[i], factor, tile, 8)
                 continue
-            batch = self.model.decode(torch.cat([latents[i] for i in indices])).cpu()
+            batch = self.model.decode(torch.cat([latents[i] for i in indices]), own).cpu()
             for i, image in zip(indices, batch):
                 out[i] = image[None]
         return out
@@ -276,7 +295,7 @@ class Codec:
             quantizer=q.name, levels=q.requested_levels,
             coder=entropy.CODER_NAMES.get(blob.coder, str(blob.coder)),
             latent_shape=(blob.channels, blob.latent_height, blob.latent_width), bytes=len(data),
-            coded_size=blob.coded_size, restoration=postfilter.describe(blob.restoration),
+            coded_size=blob.coded_size, restoration=postfilter.describe(blob.restoration), decoder=blob.decoder,
         )
 
 
@@ -292,10 +311,11 @@ def scale_up(image: torch.Tensor, height: int, width: int) -> torch.Tensor:
     return F.interpolate(image.float(), size=(height, width), mode="bicubic", align_corners=False)
 
 
-def _same_shape_groups(shapes: Iterable[torch.Size]) -> list[list[int]]:
-    groups: dict[tuple, list[int]] = {}
-    for i, shape in enumerate(shapes):
-        groups.setdefault(tuple(shape), []).append(i)
+def _equal_groups(keys: Iterable[Hashable]) -> list[list[int]]:
+    """The indices of equal keys, grouped (latents one decoder pass can take together)."""
+    groups: dict[Hashable, list[int]] = {}
+    for i, key in enumerate(keys):
+        groups.setdefault(key, []).append(i)
     return list(groups.values())
 
 

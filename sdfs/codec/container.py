@@ -55,6 +55,7 @@ class Blob:
     restoration: bytes | None = None  # the decoder-side filter fitted by the encoder (postfilter.py)
     coded_width: int | None = None  # the size the latent was coded at, when smaller than the image's:
     coded_height: int | None = None  # the decoder scales its output up to width x height
+    decoder: str | None = None  # the sdfs-tuned decoder the encoder fitted the blob for; None: the model's own
 
     @property
     def coded_size(self) -> tuple[int, int]:
@@ -212,6 +213,7 @@ _FIELDS = [
     (16, "restoration", "bytes"),
     (17, "coded_width", "u32"),
     (18, "coded_height", "u32"),
+    (19, "decoder", "str"),
 ]
 _BY_TAG = {tag: (name, kind) for tag, name, kind in _FIELDS}
 _REQUIRED = {"family", "encoder", "width", "height", "mode", "latent_height", "latent_width", "channels",

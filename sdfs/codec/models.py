@@ -10,6 +10,7 @@ by the SD VAE and the other way round.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
@@ -26,7 +27,9 @@ log = logging.getLogger(__name__)
 DEFAULT_MODEL = "madebyollin/taesd"
 WEIGHTS = Path(__file__).with_name("weights")
 # family -> an encoder sdfs fine-tuned for that family's TAESD decoder (benchmarks/finetune_encoder.py)
-TUNED_ENCODERS = {"sd1": "taesd_encoder_sdfs_v3.safetensors", "sd3": "taesd3_encoder_sdfs_v3.safetensors"}
+TUNED_ENCODERS = {"sd1": "taesd_encoder_sdfs_v3.safetensors", "sd3": "taesd3_encoder_sdfs_v4.safetensors"}
+# family -> a TAESD decoder sdfs fine-tuned on coded latents; it replaces only the decoder it was tuned from
+TUNED_DECODERS = {"sd3": "taesd3_decoder_sdfs_v1.safetensors"}
 
 
 @dataclass(frozen=True)
@@ -99,10 +102,12 @@ class LatentModel:
     """
 
     def __init__(self, vae: torch.nn.Module, family: LatentFamily, model_id: str, device: torch.device,
-                 dtype: torch.dtype | None = None, tuned_encoder: str | None = None) -> None:
+                 dtype: torch.dtype | None = None, tuned_encoder: str | None = None,
+                 tuned_decoder: str | None = None, own_decoder: torch.nn.Module | None = None) -> None:
         self.family = family
         self.model_id = model_id
         self.tuned_encoder = tuned_encoder  # the name of sdfs's fine-tuned encoder in use, if any
+        self.tuned_decoder = tuned_decoder  # the name of sdfs's fine-tuned decoder in use, if any
         self.device = device
         self.is_kl = type(vae).__name__ == "AutoencoderKL"
         if dtype is None:
@@ -113,11 +118,19 @@ class LatentModel:
         # path keeps the layout it was measured with
         self.memory_format = torch.channels_last if device.type == "cpu" else torch.contiguous_format
         self.vae = vae.to(device=device, dtype=dtype, memory_format=self.memory_format).eval().requires_grad_(False)
+        # the model's own decoder, kept where sdfs's tuned one replaced it: blobs fitted for it still decode with it
+        self.own_decoder = None if own_decoder is None else \
+            own_decoder.to(device=device, dtype=dtype, memory_format=self.memory_format).eval().requires_grad_(False)
 
     @property
     def encoder_name(self) -> str:
         """What wrote a latent: the model, plus sdfs's fine-tuned encoder where that replaced its own."""
         return f"{self.model_id}+{self.tuned_encoder}" if self.tuned_encoder else self.model_id
+
+    @property
+    def decoder_name(self) -> str:
+        """What draws the pictures: the model, plus sdfs's fine-tuned decoder where that replaced its own."""
+        return f"{self.model_id}+{self.tuned_decoder}" if self.tuned_decoder else self.model_id
 
     @property
     def channels(self) -> int:
@@ -146,8 +159,12 @@ class LatentModel:
         return latent.float()
 
     @torch.inference_mode()
-    def decode(self, latents: torch.Tensor) -> torch.Tensor:
-        return self._decode(self._input(latents)).float().clamp(-1, 1)
+    def decode(self, latents: torch.Tensor, own_decoder: bool = False) -> torch.Tensor:
+        """Pictures of ``latents``; with ``own_decoder``, drawn by the model's own decoder even where sdfs's tuned
+        one is installed."""
+        x = self._input(latents)
+        image = self.own_decoder(x) if own_decoder and self.own_decoder is not None else self._decode(x)
+        return image.float().clamp(-1, 1)
 
     def decode_with_grad(self) -> Callable[[torch.Tensor], torch.Tensor]:
         """A float32 differentiable decoder (the weights stay frozen)."""
@@ -168,34 +185,42 @@ class LatentModel:
 
 
 def _float_copy(module: torch.nn.Module) -> torch.nn.Module:
-    import copy
-
     return copy.deepcopy(module).float()
 
 
 def load_model(spec: str = DEFAULT_MODEL, device: str = "auto", family: str | None = None,
-               dtype: torch.dtype | None = None, tuned_encoder: bool = True) -> LatentModel:
+               dtype: torch.dtype | None = None, tuned_encoder: bool = True, tuned_decoder: bool = True) -> LatentModel:
     """Load a model from a hub id, a local diffusers folder, or a vae_approx file pair.
 
     ``spec`` may be: a hub id (``madebyollin/taesd``, ``stabilityai/sd-vae-ft-mse``), a folder
     with ``config.json``, a ComfyUI/A1111 ``vae_approx`` file (``taesd_encoder.safetensors``;
     its ``_decoder`` partner is found beside it), or a ``vae_approx`` folder plus ``family``.
-    With ``tuned_encoder``, a TAESD whose decoder sdfs has a fine-tuned encoder for encodes with
-    that one (docs/BENCHMARKS.md); its decoder, and so every blob's meaning, is unchanged.
+    With ``tuned_decoder``, a TAESD whose decoder sdfs has fine-tuned on coded latents decodes with
+    that one; the latents stay the family's, so any of its decoders still reads every blob. With
+    ``tuned_encoder``, a TAESD whose decoder (tuned or not) sdfs has a fine-tuned encoder for
+    encodes with that one (docs/BENCHMARKS.md).
     """
     dev = pick_device(device)
     path = Path(spec).expanduser()
     if path.is_dir() and (path / "config.json").is_file():
         vae, name = _load_diffusers(str(path)), path.name
     elif path.exists() or _looks_like_path(spec):
-        return _load_vae_approx(path, dev, family, dtype, tuned_encoder)
+        return _load_vae_approx(path, dev, family, dtype, tuned_encoder, tuned_decoder)
     else:
         vae, name = _load_diffusers(spec), spec
     fam = get_family(family) if family else _family_of(vae, name)
     channels = int(vae.config.latent_channels)
     if channels != fam.channels:
         raise ModelError(f"{spec} makes {channels}-channel latents; family {fam.name} has {fam.channels}")
-    return LatentModel(vae, fam, name, dev, dtype, _install_tuned_encoder(vae, fam) if tuned_encoder else None)
+    return _with_tuned_parts(vae, fam, name, dev, dtype, tuned_encoder, tuned_decoder)
+
+
+def _with_tuned_parts(vae: torch.nn.Module, family: LatentFamily, name: str, device: torch.device,
+                      dtype: torch.dtype | None, tuned_encoder: bool, tuned_decoder: bool) -> LatentModel:
+    """The model with sdfs's tuned decoder installed, then the tuned encoder (which names the decoder it expects)."""
+    decoder, own_decoder = _install_tuned_decoder(vae, family) if tuned_decoder else (None, None)
+    encoder = _install_tuned_encoder(vae, family) if tuned_encoder else None
+    return LatentModel(vae, family, name, device, dtype, encoder, decoder, own_decoder)
 
 
 def _looks_like_path(spec: str) -> bool:
@@ -250,7 +275,7 @@ def _not_found_message(spec: str, exc: Exception) -> str:
 
 
 def _load_vae_approx(path: Path, device: torch.device, family: str | None,
-                     dtype: torch.dtype | None, tuned_encoder: bool) -> LatentModel:
+                     dtype: torch.dtype | None, tuned_encoder: bool, tuned_decoder: bool) -> LatentModel:
     encoder_file, decoder_file = _vae_approx_pair(path, family)
     from diffusers import AutoencoderTiny
 
@@ -268,8 +293,7 @@ def _load_vae_approx(path: Path, device: torch.device, family: str | None,
     fam = get_family(family) if family else guess_family(prefix, channels)
     if channels != fam.channels:
         raise ModelError(f"{encoder_file}: {channels}-channel latents; family {fam.name} has {fam.channels}")
-    tuned = _install_tuned_encoder(vae, fam) if tuned_encoder else None
-    return LatentModel(vae, fam, f"vae_approx:{prefix}", device, dtype, tuned)
+    return _with_tuned_parts(vae, fam, f"vae_approx:{prefix}", device, dtype, tuned_encoder, tuned_decoder)
 
 
 def decoder_fingerprint(decoder: torch.nn.Module) -> str:
@@ -290,36 +314,66 @@ def save_encoder(encoder: torch.nn.Module, model: LatentModel, path: Path) -> No
                                             "decoder_sha256": decoder_fingerprint(model.vae.decoder)})
 
 
+def save_decoder(decoder: torch.nn.Module, replaces: str, family: str, path: Path) -> None:
+    """Write fine-tuned decoder weights (float16) tagged with the fingerprint of the decoder they replace, and
+    load the written values back into ``decoder``, so that an encoder tuned for it is tagged with what ships."""
+    from safetensors.torch import save_file
+
+    tensors = {k: v.detach().cpu().half().contiguous() for k, v in decoder.state_dict().items()}
+    save_file(tensors, str(path), metadata={"family": family, "replaces_sha256": replaces})
+    decoder.load_state_dict({k: v.float() for k, v in tensors.items()})
+
+
+def _install_tuned_decoder(vae: torch.nn.Module, family: LatentFamily) -> tuple[str | None, torch.nn.Module | None]:
+    """Swap in sdfs's fine-tuned decoder where it was tuned from exactly this decoder: (its name, the model's own
+    decoder), or (None, None)."""
+    found = _tuned_weights_for(vae, family, TUNED_DECODERS, "replaces_sha256")
+    if found is None:
+        return None, None
+    own = copy.deepcopy(vae.decoder)
+    vae.decoder.load_state_dict(found[1])
+    return found[0], own
+
+
 def _install_tuned_encoder(vae: torch.nn.Module, family: LatentFamily) -> str | None:
     """Swap in sdfs's fine-tuned encoder where one was tuned for exactly this decoder; its name, or None."""
-    if type(vae).__name__ != "AutoencoderTiny" or family.name not in TUNED_ENCODERS:
+    found = _tuned_weights_for(vae, family, TUNED_ENCODERS, "decoder_sha256")
+    if found is None:
         return None
-    path = WEIGHTS / TUNED_ENCODERS[family.name]
+    vae.encoder.load_state_dict(found[1])
+    return found[0]
+
+
+def _tuned_weights_for(vae: torch.nn.Module, family: LatentFamily, files: dict[str, str],
+                       tag: str) -> tuple[str, dict[str, torch.Tensor]] | None:
+    """(name, tensors) of the family's file in ``files`` if its ``tag`` is this model's decoder's fingerprint."""
+    if type(vae).__name__ != "AutoencoderTiny" or family.name not in files:
+        return None
+    path = WEIGHTS / files[family.name]
     try:
-        tensors, metadata = read_encoder_weights(path)
+        tensors, metadata = read_weights(path)
     except ModelError as exc:
         raise ModelError(f"{exc}; reinstall sdfs") from exc
-    if metadata.get("decoder_sha256") != decoder_fingerprint(vae.decoder):
-        log.info("%s was tuned for another decoder; encoding with the model's own encoder", path.name)
+    if metadata.get(tag) != decoder_fingerprint(vae.decoder):
+        log.info("%s was tuned with another decoder than this model's; not used", path.name)
         return None
-    vae.encoder.load_state_dict(tensors)
-    return path.stem
+    return path.stem, tensors
 
 
-def read_encoder_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """The float32 tensors and the metadata of an encoder weights file written by ``save_encoder``."""
+def read_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """The float32 tensors and the metadata of a weights file written by ``save_encoder`` or ``save_decoder``."""
     from safetensors import safe_open
 
     try:
         with safe_open(str(path), "pt") as f:  # one read for the tag and the weights
             return {key: f.get_tensor(key).float() for key in f.keys()}, f.metadata() or {}
     except Exception as exc:
-        raise ModelError(f"{path}: cannot read encoder weights ({exc})") from exc
+        raise ModelError(f"{path}: cannot read sdfs's weights ({exc})") from exc
 
 
 def load_encoder_weights(encoder: torch.nn.Module, path: Path) -> None:
     """Load an encoder weights file (``save_encoder``'s format) into ``encoder``, whatever decoder it was tuned for."""
-    encoder.load_state_dict(read_encoder_weights(path)[0])
+    encoder.load_state_dict(read_weights(path)[0])
 
 
 def _vae_approx_pair(path: Path, family: str | None) -> tuple[Path, Path]:

@@ -117,14 +117,53 @@ def test_taesd_encodes_with_the_tuned_encoder_and_says_so(taesd, taesd_own):
     from_files = load_model(str(VAE_APPROX / "taesd_encoder.safetensors"), device="cpu")
     assert from_files.tuned_encoder == "taesd_encoder_sdfs_v3"  # bf16 copies of the same decoder match
     assert load_model("madebyollin/taesdxl", device="cpu").tuned_encoder is None
-    assert load_model("madebyollin/taesd3", device="cpu").tuned_encoder == "taesd3_encoder_sdfs_v3"
+    assert load_model("madebyollin/taesd3", device="cpu").tuned_encoder == "taesd3_encoder_sdfs_v4"
     assert load_model(str(VAE_APPROX / "taesd3_encoder.safetensors"), device="cpu").tuned_encoder == \
-        "taesd3_encoder_sdfs_v3"
+        "taesd3_encoder_sdfs_v4"
     stock = taesd_own
     assert stock.tuned_encoder is None and stock.encoder_name == "madebyollin/taesd"
     x = _image()
     assert not torch.allclose(stock.encode(x), taesd.encode(x), atol=0.05)
     assert torch.equal(stock.decode(taesd.encode(x)), taesd.decode(taesd.encode(x)))  # one decoder
+
+
+def test_taesd3_decodes_with_the_tuned_decoder_and_says_so(taesd):
+    tuned = load_model("madebyollin/taesd3", device="cpu")
+    assert tuned.tuned_decoder == "taesd3_decoder_sdfs_v1"
+    assert tuned.decoder_name == "madebyollin/taesd3+taesd3_decoder_sdfs_v1"
+    from_files = load_model(str(VAE_APPROX / "taesd3_encoder.safetensors"), device="cpu")
+    assert from_files.tuned_decoder == "taesd3_decoder_sdfs_v1"  # bf16 copies of the same decoder match
+    assert taesd.tuned_decoder is None and taesd.decoder_name == "madebyollin/taesd"
+    stock = load_model("madebyollin/taesd3", device="cpu", tuned_decoder=False)
+    assert stock.tuned_decoder is None and stock.decoder_name == "madebyollin/taesd3"
+    assert stock.tuned_encoder is None  # encoder v4 was tuned for the tuned decoder, not TAESD3's
+    z = tuned.encode(_image())
+    assert not torch.allclose(stock.decode(z), tuned.decode(z), atol=0.05)
+
+
+def test_tuned_decoder_replaces_only_the_decoder_it_was_tuned_from():
+    from sdfs.codec.models import _install_tuned_decoder
+
+    model = load_model("madebyollin/taesd3", device="cpu", tuned_encoder=False, tuned_decoder=False)
+    with torch.no_grad():
+        model.vae.decoder.layers[0].weight[0, 0, 0, 0] += 0.01  # another fine-tune, say
+    before = {k: v.clone() for k, v in model.vae.decoder.state_dict().items()}
+    assert _install_tuned_decoder(model.vae, model.family) == (None, None)
+    assert all(torch.equal(before[k], v) for k, v in model.vae.decoder.state_dict().items())
+
+
+def test_saved_decoder_weights_are_what_the_decoder_then_holds(tmp_path):
+    from sdfs.codec.models import read_weights, save_decoder
+
+    model = load_model("madebyollin/taesd", device="cpu", tuned_encoder=False, dtype=torch.float32)
+    with torch.no_grad():
+        model.vae.decoder.layers[0].weight.mul_(1 + 1e-4)  # values float16 cannot hold
+    path = tmp_path / "decoder.safetensors"
+    save_decoder(model.vae.decoder, "abc", "sd1", path)
+    tensors, metadata = read_weights(path)
+    assert metadata == {"family": "sd1", "replaces_sha256": "abc"}
+    # so an encoder tuned for it next (save_encoder) is tagged with the fingerprint of the decoder that ships
+    assert all(torch.equal(tensors[k], v) for k, v in model.vae.decoder.state_dict().items())
 
 
 def test_tuned_encoder_is_not_used_with_another_decoder():
@@ -139,19 +178,19 @@ def test_tuned_encoder_is_not_used_with_another_decoder():
 
 
 def test_saved_encoder_weights_load_back_with_their_tag(tmp_path, taesd):
-    from sdfs.codec.models import decoder_fingerprint, load_encoder_weights, read_encoder_weights, save_encoder
+    from sdfs.codec.models import decoder_fingerprint, load_encoder_weights, read_weights, save_encoder
 
     path = tmp_path / "encoder.safetensors"
     save_encoder(taesd.vae.encoder, taesd, path)
-    tensors, metadata = read_encoder_weights(path)
+    tensors, metadata = read_weights(path)
     assert metadata == {"family": "sd1", "decoder_sha256": decoder_fingerprint(taesd.vae.decoder)}
     stock = load_model("madebyollin/taesd", device="cpu", tuned_encoder=False)
     load_encoder_weights(stock.vae.encoder, path)
     x = _image()
     assert torch.allclose(stock.encode(x), taesd.encode(x), atol=0.02)  # float16 storage
     path.write_bytes(b"not safetensors")
-    with pytest.raises(ModelError, match="encoder.safetensors: cannot read encoder weights"):
-        read_encoder_weights(path)
+    with pytest.raises(ModelError, match="encoder.safetensors: cannot read sdfs.s weights"):
+        read_weights(path)
 
 
 def test_cpu_passes_run_channels_last_and_agree_with_the_default_layout(taesd, kodak_crop):
