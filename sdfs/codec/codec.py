@@ -198,7 +198,7 @@ class Codec:
         return self.decode_batch([data])[0]
 
     def decode_batch(self, blobs: Sequence[bytes]) -> list[ImageData]:
-        """Decode several blobs, running the decoder on same-shaped latents together."""
+        """Decode several blobs, running each decoder on its same-shaped latents together."""
         parsed = [self._parse(data) for data in blobs]
         latents = [self._latent_of(blob) for blob in parsed]
         images = self._decode_latents(latents, [self._wants_own_decoder(blob) for blob in parsed])
