@@ -94,6 +94,11 @@ the runs of 2026-12-06 that tried them are in benchmarks/results/finetune_taesd3
     unzip -jq pyiqa-*.whl 'tests/test_efficiency_img_dir/*.jpg' -d extra2     # not ResultsCalibra/: those are Kodak
     unzip -jq scipy-*.whl scipy/misc/face.dat && python -c "import bz2, numpy, PIL.Image; PIL.Image.fromarray(
         numpy.frombuffer(bz2.decompress(open('face.dat', 'rb').read()), numpy.uint8).reshape(768, 1024, 3)).save('extra2/raccoon.png')"
+
+``benchmarks/training_photos.sh /tmp/sk`` does all of the above, and adds ``/tmp/sk/extra3``: 23 photographs among
+Debian's MATE, Lomiri and Plasma wallpapers, shrunk to 1024 px. ``--bf16`` runs the networks under bfloat16 autocast
+(the losses, the quantiser and the held-out checks stay float32): on the 2-core development machine (AVX512-BF16) a
+step of 8 crops of 128 px through TAESD3's encoder and decoder takes 0.6 s instead of 1.2 s, at the same loss.
 """
 
 from __future__ import annotations
@@ -367,6 +372,8 @@ def parse_args() -> argparse.Namespace:
                         help="insert this many identity-initialised blocks at latent resolution (an experiment)")
     parser.add_argument("--new-lr", type=float, default=3e-4, help="learning rate of the inserted blocks")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--bf16", action="store_true",
+                        help="run the networks under bfloat16 autocast (twice as fast on CPUs with AVX512-BF16)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--train", choices=("encoder", "decoder", "both"), default="encoder",
                         help="what to train (an experiment: a trained decoder is not what sdfs ships)")
@@ -422,14 +429,18 @@ def train(args: argparse.Namespace, encoder, decoder, images: list[torch.Tensor]
             for group in optimizer.param_groups:
                 group["lr"] = group["base_lr"] * 0.5 * (1 + math.cos(math.pi * min(step / max(steps, 1), 1)))
         x = random_crops(images, args.batch, args.crop, rng, args.rescale)
-        z, levels = encoder(x), rng.choice(levels_list)
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=args.bf16):
+            z = encoder(x).float()
+        levels = rng.choice(levels_list)
         if rotated:
             noisy, codes = rotated.noisy(z, levels)
             bpp = rotated.bpp(codes) if args.rate else None
         else:
             noisy = with_quantisation_noise(z, levels)
             bpp = estimated_bpp(noisy, levels, z) if args.rate else None
-        loss = objective.distortion(decoder(noisy), x, None)
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=args.bf16):
+            image = decoder(noisy).float()
+        loss = objective.distortion(image, x, None)
         if args.rate:
             loss = loss + args.rate * bpp
         optimizer.zero_grad(set_to_none=True)

