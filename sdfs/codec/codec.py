@@ -201,7 +201,7 @@ class Codec:
         """Decode several blobs, running each decoder on its same-shaped latents together."""
         parsed = [self._parse(data) for data in blobs]
         latents = [self._latent_of(blob) for blob in parsed]
-        images = self._decode_latents(latents, [self._wants_own_decoder(blob) for blob in parsed])
+        images = self._decode_latents(latents, [self._decoder_for(blob) for blob in parsed])
         return [self._finish_decode(blob, image) for blob, image in zip(parsed, images)]
 
     def _parse(self, data: bytes) -> Blob:
@@ -226,19 +226,19 @@ class Codec:
                              f"{width}x{height}")
         return blob
 
-    def _wants_own_decoder(self, blob: Blob) -> bool:
-        """Whether the model's own decoder draws this blob: the one its encoder fitted it for (the restoration filter,
-        the refinement), though sdfs's tuned decoder is installed. A blob fitted for a tuned decoder this model lacks
-        decodes with what it has, as a latent of the family, less faithfully; that is logged once per decoder."""
-        if blob.decoder == self.model.tuned_decoder:
-            return False
-        if blob.decoder is None:
-            return True
-        if blob.decoder not in self._foreign_decoders:
+    def _decoder_for(self, blob: Blob) -> torch.nn.Module | None:
+        """The decoder that draws this blob (None: the installed one): the one its encoder fitted it for (the
+        restoration filter, the refinement), kept beside sdfs's newer tuned decoder. A blob fitted for a tuned decoder
+        this model lacks decodes with the installed one, as a latent of the family, less faithfully; that is logged
+        once per decoder."""
+        kept = self.model.kept_decoders
+        if blob.decoder == self.model.tuned_decoder or blob.decoder in kept:
+            return kept.get(blob.decoder)
+        if blob.decoder is not None and blob.decoder not in self._foreign_decoders:
             self._foreign_decoders.add(blob.decoder)
             log.warning("blobs written by %s were fitted for its decoder %s; %s draws them less faithfully",
                         blob.encoder, blob.decoder, self.model.decoder_name)
-        return False
+        return None
 
     def _latent_of(self, blob: Blob) -> torch.Tensor:
         try:
@@ -252,17 +252,18 @@ class Codec:
             raise CodecError("palette index out of range")
         return torch.from_numpy(q.dequantize())[None]
 
-    def _decode_latents(self, latents: list[torch.Tensor], own_decoder: list[bool] | None = None) -> list[torch.Tensor]:
+    def _decode_latents(self, latents: list[torch.Tensor],
+                        decoders: list[torch.nn.Module | None] | None = None) -> list[torch.Tensor]:
         out: list[torch.Tensor | None] = [None] * len(latents)
         tile, factor = self.config.decode_tile, self.model.factor
-        own_decoder = own_decoder or [False] * len(latents)
-        for indices in _equal_groups([(tuple(z.shape), own) for z, own in zip(latents, own_decoder)]):
-            own = own_decoder[indices[0]]
+        decoders = decoders or [None] * len(latents)
+        for indices in _equal_groups([(tuple(z.shape), id(d)) for z, d in zip(latents, decoders)]):
+            decoder = decoders[indices[0]]
             if max(latents[indices[0]].shape[-2:]) > tile:
                 for i in indices:
-                    out[i] = run_tiled(lambda t: self.model.decode(t, own).cpu(), latents[i], factor, tile, 8)
+                    out[i] = run_tiled(lambda t: self.model.decode(t, decoder).cpu(), latents[i], factor, tile, 8)
                 continue
-            batch = self.model.decode(torch.cat([latents[i] for i in indices]), own).cpu()
+            batch = self.model.decode(torch.cat([latents[i] for i in indices]), decoder).cpu()
             for i, image in zip(indices, batch):
                 out[i] = image[None]
         return out

@@ -27,9 +27,10 @@ log = logging.getLogger(__name__)
 DEFAULT_MODEL = "madebyollin/taesd"
 WEIGHTS = Path(__file__).with_name("weights")
 # family -> an encoder sdfs fine-tuned for that family's TAESD decoder (benchmarks/finetune_encoder.py)
-TUNED_ENCODERS = {"sd1": "taesd_encoder_sdfs_v3.safetensors", "sd3": "taesd3_encoder_sdfs_v4.safetensors"}
-# family -> a TAESD decoder sdfs fine-tuned on coded latents; it replaces only the decoder it was tuned from
-TUNED_DECODERS = {"sd3": "taesd3_decoder_sdfs_v1.safetensors"}
+TUNED_ENCODERS = {"sd1": "taesd_encoder_sdfs_v3.safetensors", "sd3": "taesd3_encoder_sdfs_v5.safetensors"}
+# family -> the TAESD decoders sdfs fine-tuned on coded latents, oldest first. Each replaces only the decoder it was
+# tuned from; the newest is installed, and the others are kept beside it for the blobs fitted for them.
+TUNED_DECODERS = {"sd3": ("taesd3_decoder_sdfs_v1.safetensors", "taesd3_decoder_sdfs_v2.safetensors")}
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,8 @@ class LatentModel:
 
     def __init__(self, vae: torch.nn.Module, family: LatentFamily, model_id: str, device: torch.device,
                  dtype: torch.dtype | None = None, tuned_encoder: str | None = None,
-                 tuned_decoder: str | None = None, own_decoder: torch.nn.Module | None = None) -> None:
+                 tuned_decoder: str | None = None,
+                 kept_decoders: dict[str | None, torch.nn.Module] | None = None) -> None:
         self.family = family
         self.model_id = model_id
         self.tuned_encoder = tuned_encoder  # the name of sdfs's fine-tuned encoder in use, if any
@@ -118,9 +120,10 @@ class LatentModel:
         # path keeps the layout it was measured with
         self.memory_format = torch.channels_last if device.type == "cpu" else torch.contiguous_format
         self.vae = vae.to(device=device, dtype=dtype, memory_format=self.memory_format).eval().requires_grad_(False)
-        # the model's own decoder, kept where sdfs's tuned one replaced it: blobs fitted for it still decode with it
-        self.own_decoder = None if own_decoder is None else \
-            own_decoder.to(device=device, dtype=dtype, memory_format=self.memory_format).eval().requires_grad_(False)
+        # where sdfs's tuned decoder replaced the model's own, the decoders blobs were fitted for before it, by the
+        # name blobs record (None: the model's own): they still decode with them
+        self.kept_decoders = {name: decoder.to(device=device, dtype=dtype, memory_format=self.memory_format)
+                              .eval().requires_grad_(False) for name, decoder in (kept_decoders or {}).items()}
 
     @property
     def encoder_name(self) -> str:
@@ -159,11 +162,10 @@ class LatentModel:
         return latent.float()
 
     @torch.inference_mode()
-    def decode(self, latents: torch.Tensor, own_decoder: bool = False) -> torch.Tensor:
-        """Pictures of ``latents``; with ``own_decoder``, drawn by the model's own decoder even where sdfs's tuned
-        one is installed."""
+    def decode(self, latents: torch.Tensor, decoder: torch.nn.Module | None = None) -> torch.Tensor:
+        """Pictures of ``latents``, drawn by the installed decoder or by ``decoder``, one of ``kept_decoders``."""
         x = self._input(latents)
-        image = self.own_decoder(x) if own_decoder and self.own_decoder is not None else self._decode(x)
+        image = self._decode(x) if decoder is None else decoder(x)
         return image.float().clamp(-1, 1)
 
     def decode_with_grad(self) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -218,9 +220,9 @@ def load_model(spec: str = DEFAULT_MODEL, device: str = "auto", family: str | No
 def _with_tuned_parts(vae: torch.nn.Module, family: LatentFamily, name: str, device: torch.device,
                       dtype: torch.dtype | None, tuned_encoder: bool, tuned_decoder: bool) -> LatentModel:
     """The model with sdfs's tuned decoder installed, then the tuned encoder (which names the decoder it expects)."""
-    decoder, own_decoder = _install_tuned_decoder(vae, family) if tuned_decoder else (None, None)
+    decoder, kept = _install_tuned_decoder(vae, family) if tuned_decoder else (None, {})
     encoder = _install_tuned_encoder(vae, family) if tuned_encoder else None
-    return LatentModel(vae, family, name, device, dtype, encoder, decoder, own_decoder)
+    return LatentModel(vae, family, name, device, dtype, encoder, decoder, kept)
 
 
 def _looks_like_path(spec: str) -> bool:
@@ -324,32 +326,37 @@ def save_decoder(decoder: torch.nn.Module, replaces: str, family: str, path: Pat
     decoder.load_state_dict({k: v.float() for k, v in tensors.items()})
 
 
-def _install_tuned_decoder(vae: torch.nn.Module, family: LatentFamily) -> tuple[str | None, torch.nn.Module | None]:
-    """Swap in sdfs's fine-tuned decoder where it was tuned from exactly this decoder: (its name, the model's own
-    decoder), or (None, None)."""
-    found = _tuned_weights_for(vae, family, TUNED_DECODERS, "replaces_sha256")
-    if found is None:
-        return None, None
-    own = copy.deepcopy(vae.decoder)
-    vae.decoder.load_state_dict(found[1])
-    return found[0], own
+def _install_tuned_decoder(vae: torch.nn.Module,
+                           family: LatentFamily) -> tuple[str | None, dict[str | None, torch.nn.Module]]:
+    """Swap in sdfs's newest fine-tuned decoder where it was tuned from exactly this decoder: (its name, the decoders
+    it displaces: the model's own under None and sdfs's older ones under their names), or (None, {})."""
+    tuned = [_tuned_weights_for(vae, name, "replaces_sha256") for name in TUNED_DECODERS.get(family.name, ())]
+    tuned = [found for found in tuned if found is not None]
+    if not tuned:
+        return None, {}
+    kept: dict[str | None, torch.nn.Module] = {None: copy.deepcopy(vae.decoder)}
+    for name, tensors in tuned[:-1]:
+        kept[name] = copy.deepcopy(kept[None])
+        kept[name].load_state_dict(tensors)
+    name, tensors = tuned[-1]
+    vae.decoder.load_state_dict(tensors)
+    return name, kept
 
 
 def _install_tuned_encoder(vae: torch.nn.Module, family: LatentFamily) -> str | None:
     """Swap in sdfs's fine-tuned encoder where one was tuned for exactly this decoder; its name, or None."""
-    found = _tuned_weights_for(vae, family, TUNED_ENCODERS, "decoder_sha256")
+    found = _tuned_weights_for(vae, TUNED_ENCODERS.get(family.name), "decoder_sha256")
     if found is None:
         return None
     vae.encoder.load_state_dict(found[1])
     return found[0]
 
 
-def _tuned_weights_for(vae: torch.nn.Module, family: LatentFamily, files: dict[str, str],
-                       tag: str) -> tuple[str, dict[str, torch.Tensor]] | None:
-    """(name, tensors) of the family's file in ``files`` if its ``tag`` is this model's decoder's fingerprint."""
-    if type(vae).__name__ != "AutoencoderTiny" or family.name not in files:
+def _tuned_weights_for(vae: torch.nn.Module, file: str | None, tag: str) -> tuple[str, dict[str, torch.Tensor]] | None:
+    """(name, tensors) of sdfs's weights ``file`` if its ``tag`` is this model's decoder's fingerprint."""
+    if type(vae).__name__ != "AutoencoderTiny" or file is None:
         return None
-    path = WEIGHTS / files[family.name]
+    path = WEIGHTS / file
     try:
         tensors, metadata = read_weights(path)
     except ModelError as exc:

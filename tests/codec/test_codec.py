@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -127,7 +129,7 @@ def test_sdfs_sd3_pair_beats_taesd3s_own_with_fewer_bytes(kodak_crop):
                                                          tuned_decoder=tuned),
                                                CodecConfig(bits=2, bands=False)), kodak_crop)
                for name, tuned in (("tuned", True), ("stock", False))}
-    assert results["tuned"][2] == "madebyollin/taesd3+taesd3_encoder_sdfs_v4", results
+    assert results["tuned"][2] == "madebyollin/taesd3+taesd3_encoder_sdfs_v5", results
     assert results["tuned"][0] < 1.1 * results["stock"][0], results
     gain = results["tuned"][1] - results["stock"][1]
     assert gain > 1.5, f"sdfs's encoder and decoder gained only {gain:.2f} dB ({results})"
@@ -180,19 +182,22 @@ def test_sd3_haar_bands_beat_rounding_each_cell_at_equal_bytes(taesd3):
     assert quality > cells_at_size + 0.3, results
     (one_size, one_quality, _), nested = results[True, 1, 4], results[True, 2, 4]
     assert nested[2] == "rotated haar, 2 levels", results
-    assert nested[0] < 0.97 * one_size and nested[1] > one_quality - 0.05, results
+    # 3 % smaller before sdfs's decoder; with encoder v5 and decoder v2, trained on three levels, 2.6 % (7580 against
+    # 7783 bytes) for the same PSNR
+    assert nested[0] < 0.98 * one_size and nested[1] > one_quality - 0.05, results
     deep = results[True, 3, 4]
     assert deep[2] == "rotated haar, 3 levels", results
     # with encoder v2 0.6 % smaller; with v3, trained through these bands, 0.43 % (7686 against 7719 bytes); with
-    # encoder v4 and decoder v1 2.6 % (7557 against 7755 bytes) for 0.06 dB, about what 2.6 % of bytes is worth here
+    # encoder v4 and decoder v1 2.6 % (7557 against 7755 bytes) for 0.06 dB, about what 2.6 % of bytes is worth here;
+    # with encoder v5 and decoder v2 2.2 % (7417 against 7580) for 0.015 dB
     assert deep[0] < 0.99 * nested[0] and deep[1] > nested[1] - 0.1, results
 
 
 def test_sd3_at_low_rates_codes_the_shrunk_photo_better(taesd3):
     """Below ~0.2 bpp sd3 is better coded at 3/4 size than at full size with fewer levels: on the
-    centre 256 px of kodim07 (measured 2026-12-06, encoder v4 and decoder v1) 6 levels at 3/4 size give
-    2504 bytes, 26.55 dB, 6.4 SSIMULACRA2 against 4 levels at full size's 2925 bytes, 26.44 dB, -1.7;
-    8 levels at 3/4 size 3018 bytes, 27.16 dB, 17.8 (with encoder v3 and TAESD3's decoder: 2447 B /
+    centre 256 px of kodim07 (measured 2026-12-06, encoder v5 and decoder v2) 6 levels at 3/4 size give
+    2586 bytes, 26.69 dB, 8.1 SSIMULACRA2 against 4 levels at full size's 2941 bytes, 26.54 dB, 0.0;
+    8 levels at 3/4 size 3008 bytes, 27.31 dB, 21.0 (with encoder v3 and TAESD3's decoder: 2447 B /
     25.81 dB / -8.2, 2980 B / 25.68 dB / -17.8 and 2954 B / 26.63 dB / 7.9). docs/BENCHMARKS.md has the
     whole Kodak set."""
     from sdfs.bench import centre_crop
@@ -214,10 +219,12 @@ def test_sd3_at_low_rates_codes_the_shrunk_photo_better(taesd3):
 
 
 def test_sd3_blobs_decode_with_the_decoder_they_were_fitted_for(taesd3, caplog):
-    """sdfs's TAESD3 decoder, fine-tuned with encoder v4 on coded latents (no Kodak image), draws sd3 blobs; a blob
+    """sdfs's TAESD3 decoder, fine-tuned with its encoder on coded latents (no Kodak image), draws sd3 blobs; a blob
     written without it (no decoder recorded) still decodes with TAESD3's own, exactly as before. On the centre
-    256 px of kodim07 at 4 levels (2026-12-06): 2901 bytes, 26.44 dB; the same blob drawn by TAESD3's own decoder
-    24.30 dB; TAESD3's own encoder and decoder 2648 bytes, 24.70 dB."""
+    256 px of kodim07 at 4 levels (2026-12-06): decoder v2 and encoder v5 2941 bytes, 26.54 dB, the same blob drawn
+    by TAESD3's own decoder 21.78 dB (decoder v1 and encoder v4: 2901 bytes, 26.44 dB, 24.30 dB); TAESD3's own
+    encoder and decoder 2648 bytes, 24.70 dB. The further sdfs's pair is trained, the further its latents drift from
+    what TAESD3's own decoder expects."""
     from sdfs.bench import centre_crop
     from sdfs.codec import read_image
     from tests.conftest import KODAK
@@ -227,17 +234,36 @@ def test_sd3_blobs_decode_with_the_decoder_they_were_fitted_for(taesd3, caplog):
     sdfs_pair, taesd3_own = Codec(taesd3, config), Codec(load_model("madebyollin/taesd3", device="cpu",
                                                                      tuned_decoder=False), config)
     blob, old_blob = sdfs_pair.encode(image), taesd3_own.encode(image)
-    assert Codec.info(blob).decoder == "taesd3_decoder_sdfs_v1" and Codec.info(old_blob).decoder is None
+    assert Codec.info(blob).decoder == "taesd3_decoder_sdfs_v2" and Codec.info(old_blob).decoder is None
     tuned, old = (psnr(image.pixels, d.pixels) for d in sdfs_pair.decode_batch([blob, old_blob]))
     assert np.array_equal(sdfs_pair.decode(old_blob).pixels, taesd3_own.decode(old_blob).pixels)
     assert len(blob) < 1.15 * len(old_blob) and tuned > old + 1.0, (len(blob), tuned, len(old_blob), old)
     with caplog.at_level("WARNING", logger="sdfs.codec.codec"):
         foreign = psnr(image.pixels, taesd3_own.decode(blob).pixels)  # any sd3 decoder reads it, less faithfully
         taesd3_own.decode(blob)
-    assert tuned - 3 < foreign < tuned - 1, (tuned, foreign)
+    assert tuned - 6 < foreign < tuned - 1, (tuned, foreign)
     assert [r.getMessage() for r in caplog.records if r.name == "sdfs.codec.codec"] == [
-        "blobs written by madebyollin/taesd3+taesd3_encoder_sdfs_v4 were fitted for its decoder "
-        "taesd3_decoder_sdfs_v1; madebyollin/taesd3 draws them less faithfully"]
+        "blobs written by madebyollin/taesd3+taesd3_encoder_sdfs_v5 were fitted for its decoder "
+        "taesd3_decoder_sdfs_v2; madebyollin/taesd3 draws them less faithfully"]
+
+
+def test_sd3_blobs_of_an_older_tuned_decoder_read_exactly_as_they_did(taesd3, kodak_crop, monkeypatch):
+    """A new tuned decoder must not change a stored picture: the decoders it displaces stay beside it, each drawing
+    the blobs that name it, in one batch with the blobs of the installed one."""
+    from sdfs.codec import models
+
+    older = models.TUNED_DECODERS["sd3"][:-1]
+    assert older, "one tuned TAESD3 decoder ships; nothing displaced to test"
+    assert set(taesd3.kept_decoders) == {None, *(Path(f).stem for f in older)}
+    new_blob = Codec(taesd3, CodecConfig(levels=4)).encode(kodak_crop)
+    for file in older:
+        monkeypatch.setitem(models.TUNED_DECODERS, "sd3", (file,))
+        then = Codec(load_model("madebyollin/taesd3", device="cpu"), CodecConfig(levels=4))
+        old_blob = then.encode(kodak_crop)
+        assert Codec.info(old_blob).decoder == Path(file).stem
+        now = Codec(taesd3, CodecConfig(levels=4)).decode_batch([old_blob, new_blob])
+        assert np.array_equal(now[0].pixels, then.decode(old_blob).pixels)
+        assert np.array_equal(now[1].pixels, Codec(taesd3, CodecConfig()).decode(new_blob).pixels)
 
 
 def _size_psnr_encoder(codec: Codec, image) -> tuple[int, float, str]:
