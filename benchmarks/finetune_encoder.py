@@ -117,6 +117,7 @@ step of 8 crops of 128 px through TAESD3's encoder and decoder takes 0.6 s inste
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import os
 import random
@@ -425,6 +426,8 @@ def train(args: argparse.Namespace, encoder, decoder, images: list[torch.Tensor]
     elif args.rotation:
         rotated = RotatedGrid(args.rotation, channels, args.device)
     rng = random.Random(args.seed)
+    networks_precision = functools.partial(torch.autocast, torch.device(args.device).type, dtype=torch.bfloat16,
+                                           enabled=args.bf16)
     torch.manual_seed(args.seed)
     best = (validation(encoder, decoder, val, levels_list, objective, args.rate, rotated), 0) if val else None
     if best:
@@ -442,7 +445,7 @@ def train(args: argparse.Namespace, encoder, decoder, images: list[torch.Tensor]
             for group in optimizer.param_groups:
                 group["lr"] = group["base_lr"] * 0.5 * (1 + math.cos(math.pi * min(step / max(steps, 1), 1)))
         x = random_crops(images, args.batch, args.crop, rng, args.rescale)
-        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=args.bf16):
+        with networks_precision():
             z = encoder(x).float()
         levels = rng.choice(levels_list)
         if rotated:
@@ -451,7 +454,7 @@ def train(args: argparse.Namespace, encoder, decoder, images: list[torch.Tensor]
         else:
             noisy = with_quantisation_noise(z, levels)
             bpp = estimated_bpp(noisy, levels, z) if args.rate else None
-        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=args.bf16):
+        with networks_precision():
             image = decoder(noisy).float()
         loss = objective.distortion(image, x, None)
         if args.rate:

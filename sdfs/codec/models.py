@@ -330,8 +330,7 @@ def _install_tuned_decoder(vae: torch.nn.Module,
                            family: LatentFamily) -> tuple[str | None, dict[str | None, torch.nn.Module]]:
     """Swap in sdfs's newest fine-tuned decoder where it was tuned from exactly this decoder: (its name, the decoders
     it displaces: the model's own under None and sdfs's older ones under their names), or (None, {})."""
-    tuned = [_tuned_weights_for(vae, name, "replaces_sha256") for name in TUNED_DECODERS.get(family.name, ())]
-    tuned = [found for found in tuned if found is not None]
+    tuned = _tuned_weights_for(vae, TUNED_DECODERS.get(family.name, ()), "replaces_sha256")
     if not tuned:
         return None, {}
     kept: dict[str | None, torch.nn.Module] = {None: copy.deepcopy(vae.decoder)}
@@ -345,26 +344,31 @@ def _install_tuned_decoder(vae: torch.nn.Module,
 
 def _install_tuned_encoder(vae: torch.nn.Module, family: LatentFamily) -> str | None:
     """Swap in sdfs's fine-tuned encoder where one was tuned for exactly this decoder; its name, or None."""
-    found = _tuned_weights_for(vae, TUNED_ENCODERS.get(family.name), "decoder_sha256")
-    if found is None:
-        return None
-    vae.encoder.load_state_dict(found[1])
-    return found[0]
+    files = (TUNED_ENCODERS[family.name],) if family.name in TUNED_ENCODERS else ()
+    for name, tensors in _tuned_weights_for(vae, files, "decoder_sha256"):
+        vae.encoder.load_state_dict(tensors)
+        return name
+    return None
 
 
-def _tuned_weights_for(vae: torch.nn.Module, file: str | None, tag: str) -> tuple[str, dict[str, torch.Tensor]] | None:
-    """(name, tensors) of sdfs's weights ``file`` if its ``tag`` is this model's decoder's fingerprint."""
-    if type(vae).__name__ != "AutoencoderTiny" or file is None:
-        return None
-    path = WEIGHTS / file
-    try:
-        tensors, metadata = read_weights(path)
-    except ModelError as exc:
-        raise ModelError(f"{exc}; reinstall sdfs") from exc
-    if metadata.get(tag) != decoder_fingerprint(vae.decoder):
-        log.info("%s was tuned with another decoder than this model's; not used", path.name)
-        return None
-    return path.stem, tensors
+def _tuned_weights_for(vae: torch.nn.Module, files: tuple[str, ...],
+                       tag: str) -> list[tuple[str, dict[str, torch.Tensor]]]:
+    """(name, tensors) of each of sdfs's weights ``files`` whose ``tag`` is this model's decoder's fingerprint."""
+    if type(vae).__name__ != "AutoencoderTiny" or not files:
+        return []
+    fingerprint = decoder_fingerprint(vae.decoder)
+    found = []
+    for file in files:
+        path = WEIGHTS / file
+        try:
+            tensors, metadata = read_weights(path)
+        except ModelError as exc:
+            raise ModelError(f"{exc}; reinstall sdfs") from exc
+        if metadata.get(tag) == fingerprint:
+            found.append((path.stem, tensors))
+        else:
+            log.info("%s was tuned with another decoder than this model's; not used", path.name)
+    return found
 
 
 def read_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:

@@ -136,7 +136,7 @@ def test_taesd3_decodes_with_the_tuned_decoder_and_says_so(taesd):
     assert taesd.tuned_decoder is None and taesd.decoder_name == "madebyollin/taesd"
     stock = load_model("madebyollin/taesd3", device="cpu", tuned_decoder=False)
     assert stock.tuned_decoder is None and stock.decoder_name == "madebyollin/taesd3"
-    assert stock.tuned_encoder is None  # encoder v4 was tuned for the tuned decoder, not TAESD3's
+    assert stock.tuned_encoder is None  # sdfs's encoder was tuned for the tuned decoder, not TAESD3's
     z = tuned.encode(_image())
     assert not torch.allclose(stock.decode(z), tuned.decode(z), atol=0.05)
 
