@@ -9,10 +9,11 @@
 # DEST/extra2         scipy, imgaug, ultralytics, insightface, pyiqa: nine photos, four with faces (--extra)
 # DEST/extra3         23 photographs from Debian's MATE, Lomiri and Plasma wallpapers, shrunk to 1024 px on their
 #                     long side so that a 128 px crop holds as much of a scene as one of a Kodak photo (--extra)
+# DEST/extra4         13 more: the photographs among Lomiri's 16.04 wallpapers, shrunk the same way (--extra)
 set -euo pipefail
 DEST=${1:-/tmp/sk}
 PYTHON=${PYTHON:-$(cd "$(dirname "$0")/.." && pwd)/.venv/bin/python}
-mkdir -p "$DEST"/extra "$DEST"/extra2 "$DEST"/extra3 "$DEST"/debs
+mkdir -p "$DEST"/extra "$DEST"/extra2 "$DEST"/extra3 "$DEST"/extra4 "$DEST"/debs
 cd "$DEST"
 
 pip download -q --no-deps --only-binary=:all: scikit-image==0.26.0 scikit-learn==1.9.1 mahotas==1.4.19 \
@@ -30,7 +31,7 @@ unzip -joq scipy-*.whl scipy/misc/face.dat
 "$PYTHON" -c "import bz2, numpy, PIL.Image; PIL.Image.fromarray(numpy.frombuffer(bz2.decompress(
     open('face.dat', 'rb').read()), numpy.uint8).reshape(768, 1024, 3)).save('extra2/raccoon.png')"
 
-(cd debs && apt-get download -qq mate-backgrounds lomiri-wallpapers-20.04 plasma-workspace-wallpapers \
+(cd debs && apt-get download -qq mate-backgrounds lomiri-wallpapers-20.04 lomiri-wallpapers-16.04 plasma-workspace-wallpapers \
     && for deb in *.deb; do dpkg-deb -x "$deb" tree; done)
 "$PYTHON" - <<'EOF'
 from pathlib import Path
@@ -42,12 +43,18 @@ photos = [tree / "backgrounds/Kleiber_by_Lukas_Baubkus.jpg", *sorted((tree / "ba
 for name in ("BytheWater", "ColdRipple", "DarkestHour", "EveningGlow", "FallenLeaf", "Grey", "OneStandsOut", "Path",
              "Volna", "summer_1am"):  # the photographs among Plasma's wallpapers; each at its largest size
     photos.append(max((tree / "wallpapers" / name / "contents/images").iterdir(), key=lambda f: f.stat().st_size))
-for path in photos:
-    name = path.parts[-4] if path.parent.name == "images" else path.stem
-    with Image.open(path) as im:
-        im = im.convert("RGB")
-        scale = 1024 / max(im.size)
-        im = im.resize((round(im.width * scale) // 8 * 8, round(im.height * scale) // 8 * 8), Image.LANCZOS)
-    im.save(Path("extra3") / f"{name}.png")
-print(f"{len(photos)} wallpaper photos in {Path('extra3').resolve()}")
+lomiri = [tree / f"backgrounds/{name}.jpg" for name in (  # Lomiri 16.04's, less two abstracts
+    "Bridge_by_Sander_Klootwijk", "Dragonfly_by_Bolly", "Picture_0B_by_freespace", "Picture_1A_by_freespace",
+    "Wine_by_Jakkub_Mede", "aitzgorri_by_Aitzol_Berasategi", "free_by_Peter_Nerlich", "friends_by_Aitzol_Berasategi",
+    "greentock_by_Peter_Nerlich", "life_by_Aitzol_Berasategi", "picosdeeuropa_by_Aitzol_Berasategi",
+    "seeding_by_Clements_Engelhardt", "sunset_by_Aitzol_Berasategi")]
+for folder, paths in (("extra3", photos), ("extra4", lomiri)):
+    for path in paths:
+        name = path.parts[-4] if path.parent.name == "images" else path.stem
+        with Image.open(path) as im:
+            im = im.convert("RGB")
+            scale = 1024 / max(im.size)
+            im = im.resize((round(im.width * scale) // 8 * 8, round(im.height * scale) // 8 * 8), Image.LANCZOS)
+        im.save(Path(folder) / f"{name}.png")
+    print(f"{len(paths)} wallpaper photos in {Path(folder).resolve()}")
 EOF

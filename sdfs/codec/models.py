@@ -307,13 +307,14 @@ def decoder_fingerprint(decoder: torch.nn.Module) -> str:
     return digest.hexdigest()
 
 
-def save_encoder(encoder: torch.nn.Module, model: LatentModel, path: Path) -> None:
-    """Write fine-tuned encoder weights (float16) tagged with the decoder they were tuned for."""
+def save_encoder(encoder: torch.nn.Module, model: LatentModel, path: Path,
+                 decoder: torch.nn.Module | None = None) -> None:
+    """Write fine-tuned encoder weights (float16) tagged with the decoder they were tuned for (default: ``model``'s)."""
     from safetensors.torch import save_file
 
+    tuned_for = model.vae.decoder if decoder is None else decoder
     tensors = {k: v.detach().cpu().half().contiguous() for k, v in encoder.state_dict().items()}
-    save_file(tensors, str(path), metadata={"family": model.family.name,
-                                            "decoder_sha256": decoder_fingerprint(model.vae.decoder)})
+    save_file(tensors, str(path), metadata={"family": model.family.name, "decoder_sha256": decoder_fingerprint(tuned_for)})
 
 
 def save_decoder(decoder: torch.nn.Module, replaces: str, family: str, path: Path) -> None:
