@@ -66,7 +66,8 @@ the real codec's BD-rate):
         --steps 300 --cosine --out sdfs/codec/weights/taesd3_encoder_sdfs_v3.safetensors
 
 (v2 is ``git show caa9dbd:sdfs/codec/weights/taesd3_encoder_sdfs_v2.safetensors``, v3 is in the commit before
-``taesd3_encoder_sdfs_v4.safetensors`` was added, and v4 in the commit before ``taesd3_encoder_sdfs_v5.safetensors``.)
+``taesd3_encoder_sdfs_v4.safetensors`` was added, v4 in the commit before ``taesd3_encoder_sdfs_v5.safetensors``, and v5
+in the commit before ``taesd3_encoder_sdfs_v6.safetensors``.)
 
 ``--train both`` trains the decoder too (``--train decoder``: it alone), from TAESD3's or ``--init-decoder``'s weights,
 and ``--out-decoder`` writes it tagged with the fingerprint of the decoder it replaces (``save_decoder``); the encoder
@@ -84,7 +85,7 @@ benchmarks/results/finetune_taesd3_decoder_2026-12-06.txt):
         --seed 1 --out sdfs/codec/weights/taesd3_encoder_sdfs_v4.safetensors \
         --out-decoder sdfs/codec/weights/taesd3_decoder_sdfs_v1.safetensors
 
-The shipped pair, decoder v2 and encoder v5, is v1 and v4 after two more runs with the 23 wallpaper photos below and
+The pair shipped on 2026-12-06, decoder v2 and encoder v5, is v1 and v4 after two more runs with the 23 wallpaper photos below and
 ``--bf16`` (35 and 25 minutes on 2 CPU cores; logs in benchmarks/results/finetune_taesd3_decoder_v2_2026-12-06.txt):
 
     python benchmarks/finetune_encoder.py --model madebyollin/taesd3 --init taesd3_encoder_sdfs_v4.safetensors \
@@ -96,6 +97,18 @@ The shipped pair, decoder v2 and encoder v5, is v1 and v4 after two more runs wi
     python benchmarks/finetune_encoder.py ... --init f.safetensors --init-decoder f_decoder.safetensors --lr 1e-4 \
         --steps 2000 --seed 1 --out sdfs/codec/weights/taesd3_encoder_sdfs_v5.safetensors \
         --out-decoder sdfs/codec/weights/taesd3_decoder_sdfs_v2.safetensors
+
+The shipped pair, decoder v3 and encoder v6, is v2 and v5 after one more run with 13 more photos (``extra4``, below),
+6000 steps at lr 1.5e-4 (74 minutes on 2 CPU cores; its best held-out checkpoint, at step 4900; log in
+benchmarks/results/finetune_taesd3_decoder_v3_2026-12-07.txt):
+
+    python benchmarks/finetune_encoder.py --model madebyollin/taesd3 --init taesd3_encoder_sdfs_v5.safetensors \
+        --init-decoder sdfs/codec/weights/taesd3_decoder_sdfs_v2.safetensors --data /tmp/sk/skimage/data \
+        --extra /tmp/sk/extra --extra /tmp/sk/extra2 --extra /tmp/sk/extra3 --extra /tmp/sk/extra4 \
+        --val coffee.png,flower.jpg,DepartmentStore.jpg --levels 3,4,6,8 --rotation 1 --haar-levels 3 --rounding 1 \
+        --rate 0.03 --batch 8 --crop 128 --lr 1.5e-4 --steps 6000 --cosine --train both --bf16 --seed 2 --write-best \
+        --out sdfs/codec/weights/taesd3_encoder_sdfs_v6.safetensors \
+        --out-decoder sdfs/codec/weights/taesd3_decoder_sdfs_v3.safetensors
 
 ``--extra`` may be given more than once. Nine more photos (four with faces) come bundled with other packages;
 the runs of 2026-12-06 that tried them are in benchmarks/results/finetune_taesd3_v3_more_2026-12-06.txt:
