@@ -85,8 +85,9 @@ benchmarks/results/finetune_taesd3_decoder_2026-12-06.txt):
         --seed 1 --out sdfs/codec/weights/taesd3_encoder_sdfs_v4.safetensors \
         --out-decoder sdfs/codec/weights/taesd3_decoder_sdfs_v1.safetensors
 
-The pair shipped on 2026-12-06, decoder v2 and encoder v5, is v1 and v4 after two more runs with the 23 wallpaper photos below and
-``--bf16`` (35 and 25 minutes on 2 CPU cores; logs in benchmarks/results/finetune_taesd3_decoder_v2_2026-12-06.txt):
+The pair shipped on 2026-12-06, decoder v2 and encoder v5, is v1 and v4 after two more runs with the 23 wallpaper
+photos below and ``--bf16`` (35 and 25 minutes on 2 CPU cores; logs in
+benchmarks/results/finetune_taesd3_decoder_v2_2026-12-06.txt):
 
     python benchmarks/finetune_encoder.py --model madebyollin/taesd3 --init taesd3_encoder_sdfs_v4.safetensors \
         --init-decoder sdfs/codec/weights/taesd3_decoder_sdfs_v1.safetensors --data /tmp/sk/skimage/data \
@@ -409,7 +410,7 @@ def parse_args() -> argparse.Namespace:
                         help="what to train (an experiment: a trained decoder is not what sdfs ships)")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--write-best", action="store_true",
-                        help="write each new best held-out checkpoint as it comes, so that a run stopped early keeps it")
+                        help="write each new best held-out checkpoint as it comes (a run stopped early keeps it)")
     parser.add_argument("--out-decoder", type=Path, help="where to write the decoder's weights (--train decoder/both)")
     return parser.parse_args()
 
@@ -526,7 +527,7 @@ def main() -> None:
             save_encoder(trained_encoder, model, args.out, trained_decoder)
 
     train(args, encoder, decoder, images, val, added, on_best=write if args.write_best else None)
-    write(*snapshot(encoder, decoder))
+    write(encoder.state_dict(), decoder.state_dict())  # train left the best checkpoint loaded
 
 
 if __name__ == "__main__":

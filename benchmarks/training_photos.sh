@@ -31,8 +31,8 @@ unzip -joq scipy-*.whl scipy/misc/face.dat
 "$PYTHON" -c "import bz2, numpy, PIL.Image; PIL.Image.fromarray(numpy.frombuffer(bz2.decompress(
     open('face.dat', 'rb').read()), numpy.uint8).reshape(768, 1024, 3)).save('extra2/raccoon.png')"
 
-(cd debs && apt-get download -qq mate-backgrounds lomiri-wallpapers-20.04 lomiri-wallpapers-16.04 plasma-workspace-wallpapers \
-    && for deb in *.deb; do dpkg-deb -x "$deb" tree; done)
+(cd debs && apt-get download -qq mate-backgrounds lomiri-wallpapers-20.04 lomiri-wallpapers-16.04 \
+    plasma-workspace-wallpapers && for deb in *.deb; do dpkg-deb -x "$deb" tree; done)
 "$PYTHON" - <<'EOF'
 from pathlib import Path
 

@@ -315,7 +315,8 @@ def save_encoder(encoder: torch.nn.Module, model: LatentModel, path: Path,
 
     tuned_for = model.vae.decoder if decoder is None else decoder
     tensors = {k: v.detach().cpu().half().contiguous() for k, v in encoder.state_dict().items()}
-    save_file(tensors, str(path), metadata={"family": model.family.name, "decoder_sha256": decoder_fingerprint(tuned_for)})
+    save_file(tensors, str(path),
+              metadata={"family": model.family.name, "decoder_sha256": decoder_fingerprint(tuned_for)})
 
 
 def save_decoder(decoder: torch.nn.Module, replaces: str, family: str, path: Path) -> None:

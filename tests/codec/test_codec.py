@@ -226,8 +226,8 @@ def test_sd3_blobs_decode_with_the_decoder_they_were_fitted_for(taesd3, caplog):
     written without it (no decoder recorded) still decodes with TAESD3's own, exactly as before. On the centre
     256 px of kodim07 at 4 levels (2026-12-07): decoder v3 and encoder v6 2992 bytes, 26.75 dB, the same blob drawn
     by TAESD3's own decoder 20.27 dB (decoder v2 and encoder v5: 2941 bytes, 26.54 dB, 21.78 dB; decoder v1 and
-    encoder v4: 2901 bytes, 26.44 dB, 24.30 dB); TAESD3's own encoder and decoder 2648 bytes, 24.70 dB. The further sdfs's pair is trained, the further its latents drift from
-    what TAESD3's own decoder expects."""
+    encoder v4: 2901 bytes, 26.44 dB, 24.30 dB); TAESD3's own encoder and decoder 2648 bytes, 24.70 dB. The further
+    sdfs's pair is trained, the further its latents drift from what TAESD3's own decoder expects."""
     from sdfs.bench import centre_crop
     from sdfs.codec import read_image
     from tests.conftest import KODAK
