@@ -128,6 +128,12 @@ wallpapers. ``--write-best`` writes each new best held-out checkpoint as it come
 keeps it. ``--bf16`` runs the networks under bfloat16 autocast
 (the losses, the quantiser and the held-out checks stay float32): on the 2-core development machine (AVX512-BF16) a
 step of 8 crops of 128 px through TAESD3's encoder and decoder takes 0.6 s instead of 1.2 s, at the same loss.
+
+``--rate`` also takes one weight per level (``--rate 0.38,0.19,0.075,0.032`` with ``--levels 3,4,6,8``: each level's
+price of a bit as ``rate_slopes.py`` measures it; tried on 2026-12-07, not kept). ``--warmup N`` raises the learning
+rate over the first N steps. ``--decoder-blocks N`` (with ``--train decoder/both``) inserts N residual blocks in the
+decoder at latent resolution, starting as the identity (``sdfs.codec.models.add_latent_blocks``, at ``--new-lr``);
+``--out-decoder`` records them, and sdfs inserts them again when it loads the file.
 """
 
 from __future__ import annotations
@@ -147,7 +153,8 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps
 
 from sdfs.codec import load_model, quant, wavelet
-from sdfs.codec.models import decoder_fingerprint, load_encoder_weights, read_weights, save_decoder, save_encoder
+from sdfs.codec.models import (add_latent_blocks, decoder_fingerprint, load_decoder_weights, load_encoder_weights,
+                               read_weights, save_decoder, save_encoder)
 from sdfs.codec.optimize import Objective, band_bits, estimated_bits
 from sdfs.codec.quant import straight_through_round
 from sdfs.codec.rotations import rotation_matrix
@@ -323,10 +330,10 @@ def estimated_bpp(z: torch.Tensor, levels: int, grid_of: torch.Tensor | None = N
 
 @torch.no_grad()
 def validation(encoder, decoder, photos: list[torch.Tensor], levels: list[int], objective: Objective,
-               rate: float, rotated: RotatedGrid | None = None) -> tuple[float, float, float]:
+               rate: dict[int, float], rotated: RotatedGrid | None = None) -> tuple[float, float, float]:
     """(objective, PSNR, estimated bpp), means over each held-out photo's latent rounded to each grid of ``levels``
-    (the channels', or ``rotated``'s components'); the objective is what training minimises (distortion + ``rate`` x
-    estimated bpp)."""
+    (the channels', or ``rotated``'s components'); the objective is what training minimises (distortion + the level's
+    ``rate`` x estimated bpp)."""
     encoder.eval()
     losses, psnrs, bpps = [], [], []
     for x in photos:
@@ -339,11 +346,21 @@ def validation(encoder, decoder, photos: list[torch.Tensor], levels: list[int], 
                 latent = quantised(z, n)
                 bpp = float(estimated_bpp(latent, n))
             image = decoder(latent).clamp(-1, 1)
-            losses.append(float(objective.distortion(image, x[None], None)) + rate * bpp)
+            losses.append(float(objective.distortion(image, x[None], None)) + rate[n] * bpp)
             psnrs.append(float(10 * torch.log10(4 / (image - x[None]).square().mean())))
             bpps.append(bpp)
     encoder.train()
     return tuple(sum(v) / len(v) for v in (losses, psnrs, bpps))
+
+
+def rate_weights(spec: str, levels: list[int]) -> dict[int, float]:
+    """Each level's rate weight from ``--rate``: one weight for all levels, or one per level in their order."""
+    weights = [float(w) for w in spec.split(",")]
+    if len(weights) == 1:
+        weights = weights * len(levels)
+    if len(weights) != len(levels):
+        raise SystemExit(f"--rate {spec}: {len(weights)} weights for {len(levels)} levels ({levels})")
+    return dict(zip(levels, weights))
 
 
 def snapshot(encoder, decoder) -> tuple[dict, dict]:
@@ -380,6 +397,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--seconds", type=float, help="train for this long instead (implies --cosine)")
     parser.add_argument("--cosine", action="store_true", help="decay the learning rate to 0 on a cosine")
+    parser.add_argument("--warmup", type=int, default=0,
+                        help="raise the learning rate linearly over this many first steps (Adam's first steps "
+                             "from trained weights are full-size and set a fine-tuned pair back)")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--crop", type=int, default=128)
     parser.add_argument("--lr", type=float, default=1e-4)
@@ -393,14 +413,18 @@ def parse_args() -> argparse.Namespace:
                         help="with --haar-levels: the share of steps that decode the rounded bands (straight-through) "
                              "instead of noisy ones")
     parser.add_argument("--structure", type=float, default=0.1)
-    parser.add_argument("--rate", type=float, default=0.0,
-                        help="weight of the estimated bits per pixel in the loss (a rate-aware encoder)")
+    parser.add_argument("--rate", default="0",
+                        help="weight of the estimated bits per pixel in the loss (a rate-aware encoder); "
+                             "comma-separated, one per level: each level's own price of a bit")
     parser.add_argument("--model", default="madebyollin/taesd", help="the TAESD whose decoder the encoder is tuned for")
     parser.add_argument("--rescale", type=float, default=1.0, help="shrink half the crops' photos by up to this")
     parser.add_argument("--init", type=Path, help="start from these encoder weights (default: TAESD's)")
     parser.add_argument("--init-decoder", type=Path, help="start from these decoder weights (an --out-decoder file)")
     parser.add_argument("--extra-blocks", type=int, default=0,
                         help="insert this many identity-initialised blocks at latent resolution (an experiment)")
+    parser.add_argument("--decoder-blocks", type=int, default=0,
+                        help="insert this many identity-initialised blocks in the decoder at latent resolution "
+                             "(add_latent_blocks; with --train decoder/both)")
     parser.add_argument("--new-lr", type=float, default=3e-4, help="learning rate of the inserted blocks")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--bf16", action="store_true",
@@ -439,6 +463,7 @@ def train(args: argparse.Namespace, encoder, decoder, images: list[torch.Tensor]
     objective = Objective(structure_weight=args.structure)
     levels_list = ([int(n) for n in args.levels.split(",")] if args.levels
                    else [2 ** int(b) for b in args.bits.split(",")])
+    rate = rate_weights(args.rate, levels_list)
     channels = decoder.layers[0].in_channels
     rotated = None
     if args.rotation and args.haar_levels:
@@ -449,7 +474,7 @@ def train(args: argparse.Namespace, encoder, decoder, images: list[torch.Tensor]
     networks_precision = functools.partial(torch.autocast, torch.device(args.device).type, dtype=torch.bfloat16,
                                            enabled=args.bf16)
     torch.manual_seed(args.seed)
-    best = (validation(encoder, decoder, val, levels_list, objective, args.rate, rotated), 0) if val else None
+    best = (validation(encoder, decoder, val, levels_list, objective, rate, rotated), 0) if val else None
     if best:
         print(f"start: held-out objective {best[0][0]:.5f} PSNR {best[0][1]:.3f} bpp~{best[0][2]:.3f}", flush=True)
     best_state = snapshot(encoder, decoder)
@@ -461,24 +486,26 @@ def train(args: argparse.Namespace, encoder, decoder, images: list[torch.Tensor]
             now = time.perf_counter()
             steps = max(40, 30 + int((args.seconds - (now - start)) / ((now - warm) / 20)))
             print(f"{steps} steps to fit {args.seconds:.0f} s", flush=True)
+        scale = min(1.0, (step + 1) / args.warmup) if args.warmup else 1.0
         if args.seconds or args.cosine:
-            for group in optimizer.param_groups:
-                group["lr"] = group["base_lr"] * 0.5 * (1 + math.cos(math.pi * min(step / max(steps, 1), 1)))
+            scale *= 0.5 * (1 + math.cos(math.pi * min(step / max(steps, 1), 1)))
+        for group in optimizer.param_groups:
+            group["lr"] = group["base_lr"] * scale
         x = random_crops(images, args.batch, args.crop, rng, args.rescale)
         with networks_precision():
             z = encoder(x).float()
         levels = rng.choice(levels_list)
         if rotated:
             noisy, codes = rotated.noisy(z, levels)
-            bpp = rotated.bpp(codes) if args.rate else None
+            bpp = rotated.bpp(codes) if rate[levels] else None
         else:
             noisy = with_quantisation_noise(z, levels)
-            bpp = estimated_bpp(noisy, levels, z) if args.rate else None
+            bpp = estimated_bpp(noisy, levels, z) if rate[levels] else None
         with networks_precision():
             image = decoder(noisy).float()
         loss = objective.distortion(image, x, None)
-        if args.rate:
-            loss = loss + args.rate * bpp
+        if rate[levels]:
+            loss = loss + rate[levels] * bpp
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -486,7 +513,7 @@ def train(args: argparse.Namespace, encoder, decoder, images: list[torch.Tensor]
         smoothed = value if smoothed is None else 0.95 * smoothed + 0.05 * value
         step += 1
         if val and (step % 100 == 0 or step == steps):
-            scores = validation(encoder, decoder, val, levels_list, objective, args.rate, rotated)
+            scores = validation(encoder, decoder, val, levels_list, objective, rate, rotated)
             if scores[0] < best[0][0]:
                 best, best_state = (scores, step), snapshot(encoder, decoder)
                 if on_best:
@@ -510,9 +537,15 @@ def main() -> None:
     stock_decoder = decoder_fingerprint(decoder)
     if args.init:
         load_encoder_weights(encoder, args.init)
+    latent_blocks = 0
     if args.init_decoder:
-        decoder.load_state_dict(read_weights(args.init_decoder)[0])
+        tensors, metadata = read_weights(args.init_decoder)
+        load_decoder_weights(decoder, tensors, metadata)
+        latent_blocks = int(metadata.get("latent_blocks", 0))
     added = add_blocks(encoder, args.extra_blocks) if args.extra_blocks else []
+    if args.decoder_blocks:
+        added += add_latent_blocks(decoder, args.decoder_blocks)
+        latent_blocks += args.decoder_blocks
     encoder.requires_grad_(args.train != "decoder").train()
     decoder.requires_grad_(args.train != "encoder").train()
 
@@ -522,7 +555,7 @@ def main() -> None:
         trained_encoder.load_state_dict(encoder_state)
         trained_decoder.load_state_dict(decoder_state)
         if args.out_decoder:  # first, so that the encoder is tagged with the decoder as written
-            save_decoder(trained_decoder, stock_decoder, model.family.name, args.out_decoder)
+            save_decoder(trained_decoder, stock_decoder, model.family.name, args.out_decoder, latent_blocks)
         if args.train != "decoder":
             save_encoder(trained_encoder, model, args.out, trained_decoder)
 

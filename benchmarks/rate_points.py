@@ -21,7 +21,7 @@ from restoration_filter import SHARED, scores  # run from benchmarks/
 
 from sdfs.bench import centre_crop
 from sdfs.codec import Codec, CodecConfig, ImageData, load_model, optimize, quant, read_image
-from sdfs.codec.models import load_encoder_weights, read_weights
+from sdfs.codec.models import load_decoder_weights, load_encoder_weights, read_weights
 
 SHIPPED_BAND_BITS = optimize.band_bits
 RATE_ESTIMATES = {"band": SHIPPED_BAND_BITS,  # each nested sub-band on its own grid (since 2026-12-05)
@@ -68,11 +68,11 @@ def main() -> None:
     if args.encoder:
         load_encoder_weights(model.vae.encoder, args.encoder)
     if args.decoder:
-        model.vae.decoder.load_state_dict(read_weights(args.decoder)[0])
+        load_decoder_weights(model.vae.decoder, *read_weights(args.decoder))
     reader = None
     if args.read_with:
         reader = load_model(args.model, device="cpu", tuned_encoder=False, tuned_decoder=False)
-        reader.vae.decoder.load_state_dict(read_weights(args.read_with)[0])
+        load_decoder_weights(reader.vae.decoder, *read_weights(args.read_with))
     print(f"{len(images)} {'photos' if args.files else 'Kodak images'} (crop {args.crop or 'none'}, scale {args.scale}), {args.model}, "
           f"{args.encoder or model.encoder_name}, decoder {args.decoder or model.decoder_name}"
           f"{f', read with {args.read_with}' if args.read_with else ''}: bpp / PSNR / SSIMULACRA2 / encode+decode s")

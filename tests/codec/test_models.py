@@ -166,6 +166,30 @@ def test_saved_decoder_weights_are_what_the_decoder_then_holds(tmp_path):
     assert all(torch.equal(tensors[k], v) for k, v in model.vae.decoder.state_dict().items())
 
 
+def test_decoder_blocks_start_as_the_identity_and_travel_with_the_weights(tmp_path):
+    from sdfs.codec.models import add_latent_blocks, load_decoder_weights, read_weights, save_decoder
+
+    model = load_model("madebyollin/taesd", device="cpu", tuned_encoder=False, dtype=torch.float32)
+    decoder = model.vae.decoder
+    z = model.encode(_image())
+    with torch.no_grad():
+        before = decoder(z)
+        added = add_latent_blocks(decoder, 2)
+        assert torch.equal(decoder(z), before)  # inserted before the first upsampling, residuals at 0
+        for p in added:
+            p.add_(0.01)  # as training would
+        trained = decoder(z)
+    assert not torch.allclose(trained, before, atol=1e-3)
+    path = tmp_path / "decoder.safetensors"
+    save_decoder(decoder, "abc", "sd1", path, latent_blocks=2)
+    tensors, metadata = read_weights(path)
+    assert metadata["latent_blocks"] == "2"
+    fresh = load_model("madebyollin/taesd", device="cpu", tuned_encoder=False, dtype=torch.float32).vae.decoder
+    load_decoder_weights(fresh, tensors, metadata)
+    with torch.no_grad():
+        assert torch.equal(fresh(z), decoder(z))
+
+
 def test_tuned_encoder_is_not_used_with_another_decoder():
     from sdfs.codec.models import _install_tuned_encoder
 
