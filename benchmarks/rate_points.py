@@ -3,7 +3,7 @@
     cd benchmarks && HF_HUB_CACHE=../../shared/hf/hub HF_HUB_OFFLINE=1 ../.venv/bin/python rate_points.py \
         --model madebyollin/taesd --levels 12,16,20,24,32,48 --images 8 [--efforts 0,1] [--crop 0] [--scale 1] \
         [--rate-weights 0,0.03] [--decorrelate 0,1] [--bands 0,1 [--min-haar-cells N] [--haar-levels 2,3 [--nested-max 16]]] \
-        [--step-exponents 0,-0.75,-1] [--rate-estimates band,plane] \
+        [--step-exponents 0,-0.75,-1] [--rate-estimates band,plane] [--no-restoration] \
         [--own-encoder | --encoder W] [--decoder W | --stock-decoder [--read-with W]]
 
 For each (levels, effort, refinement's rate weight, channels or principal components), encodes
@@ -47,6 +47,8 @@ def main() -> None:
                         help="bands: nested Haar levels up to this many levels (quant.NESTED_MAX_LEVELS)")
     parser.add_argument("--min-haar-cells", type=int, default=quant.MIN_HAAR_CELLS,
                         help="latents of fewer cells are rounded cell by cell even with --bands 1")
+    parser.add_argument("--no-restoration", action="store_true",
+                        help="without the decoder-side restoration filter (what a tuned decoder gains on its own)")
     parser.add_argument("--own-encoder", action="store_true", help="the model's own encoder, not sdfs's tuned one")
     parser.add_argument("--encoder", type=Path, help="encode with these weights (finetune_encoder.py's output)")
     parser.add_argument("--decoder", type=Path, help="decode with these weights (finetune_encoder.py's --out-decoder)")
@@ -89,7 +91,8 @@ def main() -> None:
                         for bands, haar_levels in variants if decorrelate else [(False, 1)]:
                             quant.STEP_EXPONENT = exponent  # read by RotatedQuantizer.quantize
                             config = CodecConfig(levels=levels, effort=effort, scale=args.scale, rate_weight=rate,
-                                                 decorrelate=decorrelate, bands=bands, haar_levels=haar_levels)
+                                                 decorrelate=decorrelate, bands=bands, haar_levels=haar_levels,
+                                                 restoration=not args.no_restoration)
                             bpp, psnr, ssim2, seconds = scores(Codec(model, config), images,
                                                                reader and Codec(reader, config))
                             coded = f"components{f' as {haar_levels} Haar levels' if bands else ''}, " \
