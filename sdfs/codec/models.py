@@ -335,8 +335,8 @@ def save_decoder(decoder: torch.nn.Module, replaces: str, family: str, path: Pat
 
 def add_latent_blocks(decoder: torch.nn.Module, count: int) -> list[torch.nn.Parameter]:
     """Insert ``count`` residual blocks after a TAESD decoder's last block at latent resolution (before its first
-    upsampling), each starting as the identity; their parameters. At 1/64 of the pixels, four cost the decoder
-    about 2.5 % more time."""
+    upsampling), each starting as the identity; their parameters. At 1/64 of the pixels they cost little: four
+    made a 768x512 decode 0.7 % slower on 2 CPU cores."""
     from diffusers.models.autoencoders.vae import AutoencoderTinyBlock
 
     layers = list(decoder.layers)
