@@ -153,8 +153,8 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps
 
 from sdfs.codec import load_model, quant, wavelet
-from sdfs.codec.models import (add_latent_blocks, decoder_fingerprint, load_decoder_weights, load_encoder_weights,
-                               read_weights, save_decoder, save_encoder)
+from sdfs.codec.models import (add_latent_blocks, decoder_fingerprint, identity_blocks, load_decoder_weights,
+                               load_encoder_weights, read_weights, save_decoder, save_encoder)
 from sdfs.codec.optimize import Objective, band_bits, estimated_bits
 from sdfs.codec.quant import straight_through_round
 from sdfs.codec.rotations import rotation_matrix
@@ -374,16 +374,9 @@ def multiple_of_8(x: torch.Tensor) -> torch.Tensor:
 
 
 def add_blocks(encoder, count: int) -> list[torch.nn.Parameter]:
-    """Insert ``count`` residual blocks before the encoder's last conv, each starting as the identity; their parameters."""
-    from diffusers.models.autoencoders.vae import AutoencoderTinyBlock
-
+    """Insert ``count`` ``identity_blocks`` before the encoder's last conv; their parameters."""
     layers = list(encoder.layers)
-    blocks = []
-    for _ in range(count):
-        block = AutoencoderTinyBlock(64, 64, "relu")
-        torch.nn.init.zeros_(block.conv[4].weight)
-        torch.nn.init.zeros_(block.conv[4].bias)
-        blocks.append(block.to(layers[-1].weight.device))
+    blocks = identity_blocks(layers[-1].in_channels, count, layers[-1].weight.device)
     encoder.layers = torch.nn.Sequential(*layers[:-1], *blocks, layers[-1])
     return [p for block in blocks for p in block.parameters()]
 
@@ -539,9 +532,7 @@ def main() -> None:
         load_encoder_weights(encoder, args.init)
     latent_blocks = 0
     if args.init_decoder:
-        tensors, metadata = read_weights(args.init_decoder)
-        load_decoder_weights(decoder, tensors, metadata)
-        latent_blocks = int(metadata.get("latent_blocks", 0))
+        latent_blocks = load_decoder_weights(decoder, *read_weights(args.init_decoder))
     added = add_blocks(encoder, args.extra_blocks) if args.extra_blocks else []
     if args.decoder_blocks:
         added += add_latent_blocks(decoder, args.decoder_blocks)

@@ -4,6 +4,8 @@
         --files /tmp/sk/skimage/data/coffee.png,/tmp/sk/extra/flower.jpg,/tmp/sk/extra/DepartmentStore.jpg \
         [--encoder W --decoder W] [--levels 2,3,4,5,6,7,8,10,12]
 
+(default: sdfs's shipped TAESD3 encoder and decoder).
+
 Codes the photos' TAESD3 latents on the Haar grid that training uses (``HaarGrid``, rounded bands) at each number of
 levels, decodes them, and prints the mean of training's distortion (squared error on [-1, 1] + 0.1 x (1 - SSIM)), the
 estimated bits per pixel, and the slope between neighbouring levels: the distortion a bit buys there. A rate weight
@@ -25,21 +27,19 @@ from sdfs.codec import load_model
 from sdfs.codec.models import load_decoder_weights, load_encoder_weights, read_weights
 from sdfs.codec.optimize import Objective
 
-WEIGHTS = Path(__file__).resolve().parent.parent / "sdfs" / "codec" / "weights"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--files", required=True, help="comma-separated photos (an encoder's held-out ones)")
     parser.add_argument("--levels", default="2,3,4,5,6,7,8,10,12")
-    parser.add_argument("--encoder", type=Path, default=WEIGHTS / "taesd3_encoder_sdfs_v6.safetensors")
-    parser.add_argument("--decoder", type=Path, default=WEIGHTS / "taesd3_decoder_sdfs_v3.safetensors")
+    parser.add_argument("--encoder", type=Path, help="finetune_encoder.py's --out (default: sdfs's shipped one)")
+    parser.add_argument("--decoder", type=Path, help="finetune_encoder.py's --out-decoder (default: sdfs's shipped one)")
     args = parser.parse_args()
-    model = load_model("madebyollin/taesd3", device="cpu", dtype=torch.float32, tuned_encoder=False,
-                       tuned_decoder=False)
+    model = load_model("madebyollin/taesd3", device="cpu", dtype=torch.float32, tuned_decoder=not args.decoder)
     encoder, decoder = model.vae.encoder.eval(), model.vae.decoder.eval()
-    load_encoder_weights(encoder, args.encoder)
-    load_decoder_weights(decoder, *read_weights(args.decoder))
+    if args.encoder:
+        load_encoder_weights(encoder, args.encoder)
+    if args.decoder:
+        load_decoder_weights(decoder, *read_weights(args.decoder))
     photos = [multiple_of_8(load_photo(Path(f))) for f in args.files.split(",")]
     grid = HaarGrid(1, decoder.layers[0].in_channels, "cpu", 2, 1.0)
     objective = Objective(structure_weight=0.1)
