@@ -133,7 +133,10 @@ step of 8 crops of 128 px through TAESD3's encoder and decoder takes 0.6 s inste
 price of a bit as ``rate_slopes.py`` measures it; tried on 2026-12-07, not kept). ``--warmup N`` raises the learning
 rate over the first N steps. ``--decoder-blocks N`` (with ``--train decoder/both``) inserts N residual blocks in the
 decoder at latent resolution, starting as the identity (``sdfs.codec.models.add_latent_blocks``, at ``--new-lr``);
-``--out-decoder`` records them, and sdfs inserts them again when it loads the file.
+``--out-decoder`` records them, and sdfs inserts them again when it loads the file. ``--save-every N`` also writes
+the weights every N steps (``OUT_stepN.safetensors``, and the decoder's), for ``judge_checkpoints.py`` to judge through
+the real codec: near convergence the held-out objective is a poor judge. ``/tmp/sk/extra5`` (30 more photos, from
+LXQt's wallpapers and OpenCV's documentation) is ``training_photos.sh``'s since 2026-12-07.
 """
 
 from __future__ import annotations
@@ -426,6 +429,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--train", choices=("encoder", "decoder", "both"), default="encoder",
                         help="what to train (an experiment: a trained decoder is not what sdfs ships)")
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--save-every", type=int, default=0, metavar="N",
+                        help="also write the weights every N steps, as OUT_stepN.safetensors (and the decoder's)")
     parser.add_argument("--write-best", action="store_true",
                         help="write each new best held-out checkpoint as it comes (a run stopped early keeps it)")
     parser.add_argument("--out-decoder", type=Path, help="where to write the decoder's weights (--train decoder/both)")
@@ -442,10 +447,11 @@ def load_photos(args: argparse.Namespace) -> tuple[list[torch.Tensor], list[torc
 
 
 def train(args: argparse.Namespace, encoder, decoder, images: list[torch.Tensor], val: list[torch.Tensor],
-          added_parameters: list[torch.nn.Parameter] = (), on_best=None) -> None:
+          added_parameters: list[torch.nn.Parameter] = (), on_best=None, on_save=None) -> None:
     """Adam on the parameters that require grad (``added_parameters`` at --new-lr); leaves the best held-out
     checkpoint loaded (the last without --val). ``on_best(encoder_state, decoder_state)`` is called with each new
-    best held-out checkpoint, so that a run stopped early keeps it."""
+    best held-out checkpoint, so that a run stopped early keeps it; ``on_save(step, encoder_state, decoder_state)``
+    every --save-every steps, so that checkpoints can be judged through the real codec afterwards."""
     added = {id(p) for p in added_parameters}
     trained = [p for m in (encoder, decoder) for p in m.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam([{"params": [p for p in trained if id(p) not in added], "base_lr": args.lr},
@@ -505,6 +511,8 @@ def train(args: argparse.Namespace, encoder, decoder, images: list[torch.Tensor]
         value = float(loss.detach())
         smoothed = value if smoothed is None else 0.95 * smoothed + 0.05 * value
         step += 1
+        if on_save and args.save_every and step % args.save_every == 0:
+            on_save(step, *snapshot(encoder, decoder))
         if val and (step % 100 == 0 or step == steps):
             scores = validation(encoder, decoder, val, levels_list, objective, rate, rotated)
             if scores[0] < best[0][0]:
@@ -518,6 +526,11 @@ def train(args: argparse.Namespace, encoder, decoder, images: list[torch.Tensor]
     if val:
         encoder.load_state_dict(best_state[0])
         decoder.load_state_dict(best_state[1])
+
+
+def with_suffix(path: Path, suffix: str) -> Path:
+    """``a/b.safetensors`` with ``_step500`` -> ``a/b_step500.safetensors``."""
+    return path.with_name(path.stem + suffix + path.suffix)
 
 
 def main() -> None:
@@ -540,17 +553,20 @@ def main() -> None:
     encoder.requires_grad_(args.train != "decoder").train()
     decoder.requires_grad_(args.train != "encoder").train()
 
-    def write(encoder_state: dict, decoder_state: dict) -> None:
-        """Write these weights to --out and --out-decoder, through copies (writing rounds the decoder to float16)."""
+    def write(encoder_state: dict, decoder_state: dict, suffix: str = "") -> None:
+        """Write these weights to --out and --out-decoder (``suffix`` added to their names), through copies (writing
+        rounds the decoder to float16)."""
         trained_encoder, trained_decoder = copy.deepcopy(encoder), copy.deepcopy(decoder)
         trained_encoder.load_state_dict(encoder_state)
         trained_decoder.load_state_dict(decoder_state)
         if args.out_decoder:  # first, so that the encoder is tagged with the decoder as written
-            save_decoder(trained_decoder, stock_decoder, model.family.name, args.out_decoder, latent_blocks)
+            save_decoder(trained_decoder, stock_decoder, model.family.name, with_suffix(args.out_decoder, suffix),
+                         latent_blocks)
         if args.train != "decoder":
-            save_encoder(trained_encoder, model, args.out, trained_decoder)
+            save_encoder(trained_encoder, model, with_suffix(args.out, suffix), trained_decoder)
 
-    train(args, encoder, decoder, images, val, added, on_best=write if args.write_best else None)
+    train(args, encoder, decoder, images, val, added, on_best=write if args.write_best else None,
+          on_save=lambda step, *states: write(*states, suffix=f"_step{step}"))
     write(encoder.state_dict(), decoder.state_dict())  # train left the best checkpoint loaded
 
 

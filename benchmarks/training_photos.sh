@@ -10,10 +10,13 @@
 # DEST/extra3         23 photographs from Debian's MATE, Lomiri and Plasma wallpapers, shrunk to 1024 px on their
 #                     long side so that a 128 px crop holds as much of a scene as one of a Kodak photo (--extra)
 # DEST/extra4         13 more: the photographs among Lomiri's 16.04 wallpapers, shrunk the same way (--extra)
+# DEST/extra5         30 more: 11 photographs among LXQt's wallpapers (shrunk the same way) and 19 from OpenCV's
+#                     documentation (its sample photos and street scenes with signs; shrunk to 768 px, a Kodak
+#                     photo's size, which also softens their JPEG blocks) (--extra)
 set -euo pipefail
 DEST=${1:-/tmp/sk}
 PYTHON=${PYTHON:-$(cd "$(dirname "$0")/.." && pwd)/.venv/bin/python}
-mkdir -p "$DEST"/extra "$DEST"/extra2 "$DEST"/extra3 "$DEST"/extra4 "$DEST"/debs
+mkdir -p "$DEST"/extra "$DEST"/extra2 "$DEST"/extra3 "$DEST"/extra4 "$DEST"/extra5 "$DEST"/debs
 cd "$DEST"
 
 pip download -q --no-deps --only-binary=:all: scikit-image==0.26.0 scikit-learn==1.9.1 mahotas==1.4.19 \
@@ -32,7 +35,7 @@ unzip -joq scipy-*.whl scipy/misc/face.dat
     open('face.dat', 'rb').read()), numpy.uint8).reshape(768, 1024, 3)).save('extra2/raccoon.png')"
 
 (cd debs && apt-get download -qq mate-backgrounds lomiri-wallpapers-20.04 lomiri-wallpapers-16.04 \
-    plasma-workspace-wallpapers && for deb in *.deb; do dpkg-deb -x "$deb" tree; done)
+    plasma-workspace-wallpapers lxqt-themes opencv-doc && for deb in *.deb; do dpkg-deb -x "$deb" tree; done)
 "$PYTHON" - <<'EOF'
 from pathlib import Path
 
@@ -48,13 +51,24 @@ lomiri = [tree / f"backgrounds/{name}.jpg" for name in (  # Lomiri 16.04's, less
     "Wine_by_Jakkub_Mede", "aitzgorri_by_Aitzol_Berasategi", "free_by_Peter_Nerlich", "friends_by_Aitzol_Berasategi",
     "greentock_by_Peter_Nerlich", "life_by_Aitzol_Berasategi", "picosdeeuropa_by_Aitzol_Berasategi",
     "seeding_by_Clements_Engelhardt", "sunset_by_Aitzol_Berasategi")]
-for folder, paths in (("extra3", photos), ("extra4", lomiri)):
+lxqt = [tree / f"lxqt/wallpapers/{name}" for name in (  # the photographs among them
+    "Butterfly-Kenneth-Wimer.jpg", "Valendas.png", "after-the-rain.jpg", "appleflower.png", "beam.png", "butterfly.png",
+    "cloud.png", "drop.png", "flowers.png", "fog.jpg", "this-is-not-windows.jpg")]
+opencv = tree / "doc/opencv-doc"
+opencv_photos = [opencv / f"examples/data/{name}.{ext}" for name, ext in (  # photographs, not charts or screenshots
+    ("aloeL", "jpg"), ("baboon", "jpg"), ("board", "jpg"), ("building", "jpg"), ("ela_original", "jpg"),
+    ("fruits", "jpg"), ("leuvenA", "jpg"), ("graf1", "png"), ("rubberwhale1", "png"), ("squirrel_cls", "jpg"))]
+opencv_photos += [opencv / f"examples/text/scenetext0{i}.jpg" for i in range(1, 7)]
+opencv_photos += [opencv / f"opencv4/html/{name}.jpg" for name in (
+    "pexels_double_decker_bus", "studentsSample_input", "fusion_mertens")]
+for folder, paths, side in (("extra3", photos, 1024), ("extra4", lomiri, 1024), ("extra5", lxqt, 1024),
+                            ("extra5", opencv_photos, 768)):
     for path in paths:
         name = path.parts[-4] if path.parent.name == "images" else path.stem
         with Image.open(path) as im:
             im = im.convert("RGB")
-            scale = 1024 / max(im.size)
+            scale = min(1.0, side / max(im.size))
             im = im.resize((round(im.width * scale) // 8 * 8, round(im.height * scale) // 8 * 8), Image.LANCZOS)
         im.save(Path(folder) / f"{name}.png")
-    print(f"{len(paths)} wallpaper photos in {Path(folder).resolve()}")
+    print(f"{len(paths)} photos in {Path(folder).resolve()}")
 EOF
