@@ -27,11 +27,11 @@ log = logging.getLogger(__name__)
 DEFAULT_MODEL = "madebyollin/taesd"
 WEIGHTS = Path(__file__).with_name("weights")
 # family -> an encoder sdfs fine-tuned for that family's TAESD decoder (benchmarks/finetune_encoder.py)
-TUNED_ENCODERS = {"sd1": "taesd_encoder_sdfs_v3.safetensors", "sd3": "taesd3_encoder_sdfs_v6.safetensors"}
+TUNED_ENCODERS = {"sd1": "taesd_encoder_sdfs_v3.safetensors", "sd3": "taesd3_encoder_sdfs_v7.safetensors"}
 # family -> the TAESD decoders sdfs fine-tuned on coded latents, oldest first. Each replaces only the decoder it was
 # tuned from; the newest is installed, and the others are kept beside it for the blobs fitted for them.
 TUNED_DECODERS = {"sd3": ("taesd3_decoder_sdfs_v1.safetensors", "taesd3_decoder_sdfs_v2.safetensors",
-                           "taesd3_decoder_sdfs_v3.safetensors")}
+                           "taesd3_decoder_sdfs_v3.safetensors", "taesd3_decoder_sdfs_v4.safetensors")}
 
 
 @dataclass(frozen=True)

@@ -117,9 +117,9 @@ def test_taesd_encodes_with_the_tuned_encoder_and_says_so(taesd, taesd_own):
     from_files = load_model(str(VAE_APPROX / "taesd_encoder.safetensors"), device="cpu")
     assert from_files.tuned_encoder == "taesd_encoder_sdfs_v3"  # bf16 copies of the same decoder match
     assert load_model("madebyollin/taesdxl", device="cpu").tuned_encoder is None
-    assert load_model("madebyollin/taesd3", device="cpu").tuned_encoder == "taesd3_encoder_sdfs_v6"
+    assert load_model("madebyollin/taesd3", device="cpu").tuned_encoder == "taesd3_encoder_sdfs_v7"
     assert load_model(str(VAE_APPROX / "taesd3_encoder.safetensors"), device="cpu").tuned_encoder == \
-        "taesd3_encoder_sdfs_v6"
+        "taesd3_encoder_sdfs_v7"
     stock = taesd_own
     assert stock.tuned_encoder is None and stock.encoder_name == "madebyollin/taesd"
     x = _image()
@@ -129,10 +129,10 @@ def test_taesd_encodes_with_the_tuned_encoder_and_says_so(taesd, taesd_own):
 
 def test_taesd3_decodes_with_the_tuned_decoder_and_says_so(taesd):
     tuned = load_model("madebyollin/taesd3", device="cpu")
-    assert tuned.tuned_decoder == "taesd3_decoder_sdfs_v3"
-    assert tuned.decoder_name == "madebyollin/taesd3+taesd3_decoder_sdfs_v3"
+    assert tuned.tuned_decoder == "taesd3_decoder_sdfs_v4"
+    assert tuned.decoder_name == "madebyollin/taesd3+taesd3_decoder_sdfs_v4"
     from_files = load_model(str(VAE_APPROX / "taesd3_encoder.safetensors"), device="cpu")
-    assert from_files.tuned_decoder == "taesd3_decoder_sdfs_v3"  # bf16 copies of the same decoder match
+    assert from_files.tuned_decoder == "taesd3_decoder_sdfs_v4"  # bf16 copies of the same decoder match
     assert taesd.tuned_decoder is None and taesd.decoder_name == "madebyollin/taesd"
     stock = load_model("madebyollin/taesd3", device="cpu", tuned_decoder=False)
     assert stock.tuned_decoder is None and stock.decoder_name == "madebyollin/taesd3"

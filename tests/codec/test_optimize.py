@@ -27,14 +27,18 @@ def test_effort_improves_quality_at_about_the_same_size(taesd, crop, quantizer):
                                                       (True, 2, "rotated haar, 2 levels"),
                                                       (True, 3, "rotated haar, 3 levels")])
 def test_effort_refines_sd3s_principal_components(taesd3, kodak_crop, bands, haar_levels, name, monkeypatch):
-    """The rotated quantisers' codes are refined through the rotation (and the Haar bands) and stay so."""
+    """The rotated quantisers' codes are refined through the rotation (and the Haar bands) and stay so.
+
+    On this 128x192 crop effort 1 gained 0.25-0.41 dB with encoder v6 and decoder v3, and 0.04-0.09 dB (for 1-6 %
+    fewer bytes) with v7 and v4, whose encoder leaves the crop less to refine; on whole photos it still gains what it
+    did (kodim01-02: +0.17-0.18 dB, benchmarks/results/effort1_sd3_v7_decoder4_kodak2_2026-12-07.txt)."""
     monkeypatch.setattr(quant, "MIN_HAAR_CELLS", 1)  # the crop is smaller than photos that get bands
     plain, refined = (Codec(taesd3, CodecConfig(levels=5, effort=effort, bands=bands, haar_levels=haar_levels))
                       for effort in (0, 1))
     a, b = plain.encode(kodak_crop), refined.encode(kodak_crop)
     assert Codec.info(b).quantizer == name and Codec.info(b).levels == 5
     gain = psnr(refined.decode(b).pixels, kodak_crop.pixels) - psnr(plain.decode(a).pixels, kodak_crop.pixels)
-    assert gain > 0.1 and len(b) < len(a) * 1.1, (gain, len(a), len(b))
+    assert gain > 0.03 and len(b) < len(a) * 1.1, (gain, len(a), len(b))
     report = refined.last_reports[0]
     assert report.loss_after < report.loss_before
 
