@@ -151,7 +151,8 @@ decoder at latent resolution, starting as the identity (``sdfs.codec.models.add_
 ``--out-decoder`` records them, and sdfs inserts them again when it loads the file. ``--save-every N`` also writes
 the weights every N steps (``OUT_stepN.safetensors``, and the decoder's), for ``judge_checkpoints.py`` to judge through
 the real codec: near convergence the held-out objective is a poor judge. ``/tmp/sk/extra5`` (30 more photos, from
-LXQt's wallpapers and OpenCV's documentation) is ``training_photos.sh``'s since 2026-12-07.
+LXQt's wallpapers and OpenCV's documentation) is ``training_photos.sh``'s since 2026-12-07, and ``/tmp/sk/extra6``
+(5 more, the photographs KDE's Palapeli ships as puzzles) since later that day; no run has trained on it yet.
 """
 
 from __future__ import annotations

@@ -13,10 +13,12 @@
 # DEST/extra5         30 more: 11 photographs among LXQt's wallpapers (shrunk the same way) and 19 from OpenCV's
 #                     documentation (its sample photos and street scenes with signs; shrunk to 768 px, a Kodak
 #                     photo's size, which also softens their JPEG blocks) (--extra)
+# DEST/extra6         5 more: the photographs KDE's Palapeli ships as jigsaw puzzles, shrunk to 1024 px (--extra;
+#                     not yet trained on)
 set -euo pipefail
 DEST=${1:-/tmp/sk}
 PYTHON=${PYTHON:-$(cd "$(dirname "$0")/.." && pwd)/.venv/bin/python}
-mkdir -p "$DEST"/extra "$DEST"/extra2 "$DEST"/extra3 "$DEST"/extra4 "$DEST"/extra5 "$DEST"/debs
+mkdir -p "$DEST"/extra "$DEST"/extra2 "$DEST"/extra3 "$DEST"/extra4 "$DEST"/extra5 "$DEST"/extra6 "$DEST"/debs
 cd "$DEST"
 
 pip download -q --no-deps --only-binary=:all: scikit-image==0.26.0 scikit-learn==1.9.1 mahotas==1.4.19 \
@@ -35,7 +37,7 @@ unzip -joq scipy-*.whl scipy/misc/face.dat
     open('face.dat', 'rb').read()), numpy.uint8).reshape(768, 1024, 3)).save('extra2/raccoon.png')"
 
 (cd debs && apt-get download -qq mate-backgrounds lomiri-wallpapers-20.04 lomiri-wallpapers-16.04 \
-    plasma-workspace-wallpapers lxqt-themes opencv-doc && for deb in *.deb; do dpkg-deb -x "$deb" tree; done)
+    plasma-workspace-wallpapers lxqt-themes opencv-doc palapeli-data && for deb in *.deb; do dpkg-deb -x "$deb" tree; done)
 "$PYTHON" - <<'EOF'
 from pathlib import Path
 
@@ -61,8 +63,9 @@ opencv_photos = [opencv / f"examples/data/{name}.{ext}" for name, ext in (  # ph
 opencv_photos += [opencv / f"examples/text/scenetext0{i}.jpg" for i in range(1, 7)]
 opencv_photos += [opencv / f"opencv4/html/{name}.jpg" for name in (
     "pexels_double_decker_bus", "studentsSample_input", "fusion_mertens")]
+palapeli = sorted((tree / "palapeli/collection").glob("*.jpg"))
 for folder, paths, side in (("extra3", photos, 1024), ("extra4", lomiri, 1024), ("extra5", lxqt, 1024),
-                            ("extra5", opencv_photos, 768)):
+                            ("extra5", opencv_photos, 768), ("extra6", palapeli, 1024)):
     for path in paths:
         name = path.parts[-4] if path.parent.name == "images" else path.stem
         with Image.open(path) as im:
