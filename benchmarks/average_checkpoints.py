@@ -1,8 +1,9 @@
 """Average a training run's checkpoints (weight averaging, as in stochastic weight averaging).
 
 Checkpoints of one fine-tuning run late in its learning-rate schedule lie in one basin; their mean is often a
-better pair than any of them. Writes the mean encoder and decoder in ``finetune_encoder.py``'s format, tagged as
-sdfs expects (the decoder with the fingerprint of the decoder it replaces, the encoder with the mean decoder's).
+better pair than any of them (judge it with ``judge_checkpoints.py``: for run M it was not, docs/BENCHMARKS.md).
+Writes the mean encoder and decoder in ``finetune_encoder.py``'s format, tagged as sdfs expects (the decoder with
+the fingerprint of the decoder it replaces, the encoder with the mean decoder's).
 
     cd benchmarks && HF_HUB_CACHE=../../shared/hf/hub HF_HUB_OFFLINE=1 ../.venv/bin/python average_checkpoints.py \
         --model madebyollin/taesd3 --out mean.safetensors --out-decoder mean_decoder.safetensors \

@@ -101,8 +101,8 @@ benchmarks/results/finetune_taesd3_decoder_v2_2026-12-06.txt):
         --out-decoder sdfs/codec/weights/taesd3_decoder_sdfs_v2.safetensors
 
 The pair shipped early on 2026-12-07, decoder v3 and encoder v6, is v2 and v5 after one more run with 13 more photos
-(``extra4``, below), 6000 steps at lr 1.5e-4 (74 minutes on 2 CPU cores; its best held-out checkpoint, at step 4900; log in
-benchmarks/results/finetune_taesd3_decoder_v3_2026-12-07.txt):
+(``extra4``, below), 6000 steps at lr 1.5e-4 (74 minutes on 2 CPU cores; its best held-out checkpoint, at step 4900;
+log in benchmarks/results/finetune_taesd3_decoder_v3_2026-12-07.txt):
 
     python benchmarks/finetune_encoder.py --model madebyollin/taesd3 --init taesd3_encoder_sdfs_v5.safetensors \
         --init-decoder sdfs/codec/weights/taesd3_decoder_sdfs_v2.safetensors --data /tmp/sk/skimage/data \

@@ -37,7 +37,8 @@ unzip -joq scipy-*.whl scipy/misc/face.dat
     open('face.dat', 'rb').read()), numpy.uint8).reshape(768, 1024, 3)).save('extra2/raccoon.png')"
 
 (cd debs && apt-get download -qq mate-backgrounds lomiri-wallpapers-20.04 lomiri-wallpapers-16.04 \
-    plasma-workspace-wallpapers lxqt-themes opencv-doc palapeli-data && for deb in *.deb; do dpkg-deb -x "$deb" tree; done)
+    plasma-workspace-wallpapers lxqt-themes opencv-doc palapeli-data &&
+    for deb in *.deb; do dpkg-deb -x "$deb" tree; done)
 "$PYTHON" - <<'EOF'
 from pathlib import Path
 
