@@ -17,7 +17,11 @@ class BitWriter:
 
     def write_signed_golomb(self, value: int, order: int) -> None:
         """Exp-Golomb code of order ``order`` of the zigzag map of ``value`` (0, -1, 1, -2, ...)."""
-        code = (value << 1 if value >= 0 else (-value << 1) - 1) + (1 << order)
+        self.write_golomb(value << 1 if value >= 0 else (-value << 1) - 1, order)
+
+    def write_golomb(self, value: int, order: int) -> None:
+        """Exp-Golomb code of order ``order`` of ``value`` >= 0."""
+        code = value + (1 << order)
         length = code.bit_length()
         self._bits += [0] * (length - 1 - order)
         self.write(code, length)
@@ -45,14 +49,17 @@ class BitReader:
         return (self._value >> (self._size - self._pos)) & ((1 << count) - 1)
 
     def read_signed_golomb(self, order: int) -> int:
+        zigzag = self.read_golomb(order)
+        return zigzag >> 1 if not zigzag & 1 else -((zigzag + 1) >> 1)
+
+    def read_golomb(self, order: int) -> int:
         zeros = 0
         while not self.read(1):
             zeros += 1
             if zeros > MAX_PREFIX:
                 raise self._error("side information holds an over-long code")
         code = (1 << (zeros + order)) | self.read(zeros + order)
-        zigzag = code - (1 << order)
-        return zigzag >> 1 if not zigzag & 1 else -((zigzag + 1) >> 1)
+        return code - (1 << order)
 
     def padding_is_clean(self) -> bool:
         """True when fewer than 8 bits are left and all of them are zero."""

@@ -20,12 +20,21 @@ prediction, the distribution centred on the alphabet's middle) says so with the 
 field's unused value 15 and sends no weights. sd3's Haar bands have 64 planes, 256 groups, and
 most detail bands need no prediction: coder 3 paid 3 bits a zero weight, about 20 bits a group.
 
-``context`` (coder 5, since 2026-12-04) is coder 4 with a peaked Laplace: each group sends a
-factor (``PEAKS``, 1 bit for "none", else 5 bits) on the probability of the predicted value
-itself, where a bit per plane says its groups send one. At few levels sd3's detail bands are
-85-95 % exact zeros with Laplace tails, and one Laplace fitted to both pays for the spike in its
-tails. All 24 Kodak photos, sd3 bands: -15.5 % bytes at 3 levels, -7.4 % at 4, nothing from 8 up
-(docs/CODEC.md).
+``context v5`` (coder 5, written from 2026-12-04 to -07) is coder 4 with a peaked Laplace: each
+group sends a factor (``PEAKS``, 1 bit for "none", else 5 bits) on the probability of the
+predicted value itself, where a bit per plane says its groups send one. At few levels sd3's detail
+bands are 85-95 % exact zeros with Laplace tails, and one Laplace fitted to both pays for the
+spike in its tails. All 24 Kodak photos, sd3 bands: -15.5 % bytes at 3 levels, -7.4 % at 4,
+nothing from 8 up (docs/CODEC.md).
+
+``context`` (coder 6, since 2026-12-07) codes the same model's side information in fewer bits.
+Under coder 5 it was about 700 bytes of every sd3 blob whatever its size (16 % of a Kodak photo's
+at 3 levels), nearly all of it fixed-width fields: 4 bits a group to say "no weights", 12 for
+the scale rule. Coder 6 starts each plane with a bit that says it is flat (every symbol the
+alphabet's middle: nothing more is sent for it), gives each group one bit for whether weights
+follow, and sends alpha and beta as Exp-Golomb codes of order 0 and 1, whose lengths the encoder
+adds to the code length it minimises when it picks them. All 24 Kodak photos, sd3: -8.8 % of the
+blob at 3 levels (docs/BENCHMARKS.md).
 
 All of the model's arithmetic that the decoder must repeat is integer or IEEE-exact
 (add/multiply/divide, no exp/log), so a blob decodes identically on every machine.
@@ -44,10 +53,10 @@ import numpy as np
 from .bitstream import BitReader, BitWriter
 from .varint import encode_varint, read_varint
 
-CONTEXT_V1, LZMA, CONTEXT_V3, CONTEXT_V4, CONTEXT = 1, 2, 3, 4, 5
+CONTEXT_V1, LZMA, CONTEXT_V3, CONTEXT_V4, CONTEXT_V5, CONTEXT = 1, 2, 3, 4, 5, 6
 CODER_NAMES = {CONTEXT_V1: "context v1", LZMA: "lzma", CONTEXT_V3: "context v3", CONTEXT_V4: "context v4",
-               CONTEXT: "context"}
-CONTEXT_CODERS = (CONTEXT_V1, CONTEXT_V3, CONTEXT_V4, CONTEXT)
+               CONTEXT_V5: "context v5", CONTEXT: "context"}
+CONTEXT_CODERS = (CONTEXT_V1, CONTEXT_V3, CONTEXT_V4, CONTEXT_V5, CONTEXT)
 
 DIRECT = ((-1, 0), (1, 0), (0, -1), (0, 1))
 DIAGONAL = ((-1, -1), (-1, 1), (1, -1), (1, 1))
@@ -64,6 +73,7 @@ NO_PREDICTION = (1 << SHIFT_BITS) - 1  # coder 4: in the precision field, "all w
 # Laplace). Each is exact in binary, so every machine builds the same tables.
 PEAKS = (1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 24.0, 32.0, 48.0, 64.0, 96.0, 128.0, 192.0, 256.0)
 PEAK_BITS = 4  # after a one-bit flag: the index into PEAKS[1:]
+ALPHA_ORDER, BETA_ORDER = 0, 1  # coder 6: the Exp-Golomb orders of a group's scale rule
 
 
 class EntropyError(ValueError):
@@ -181,9 +191,10 @@ class _ContextCoder:
     def __init__(self, shape: tuple[int, int, int], levels: int, version: int = CONTEXT) -> None:
         self.planes, self.height, self.width = shape
         self.levels = levels
-        self.lean = version in (CONTEXT_V3, CONTEXT_V4, CONTEXT)
-        self.escape = version in (CONTEXT_V4, CONTEXT)  # groups without prediction send no weights
-        self.peaked = version == CONTEXT  # groups may send a peak
+        self.lean = version in (CONTEXT_V3, CONTEXT_V4, CONTEXT_V5, CONTEXT)
+        self.escape = version in (CONTEXT_V4, CONTEXT_V5, CONTEXT)  # groups without prediction send no weights
+        self.peaked = version in (CONTEXT_V5, CONTEXT)  # groups may send a peak
+        self.compact = version == CONTEXT  # coder 6: flat planes, a flag for prediction, Exp-Golomb scale rules
         self.peaks = tuple(range(len(PEAKS))) if self.peaked else (0,)
         self.mid = levels // 2
         self._masks = {ph: _phase_mask(self.height, self.width, ph) for ph in PHASES_V1 + SPLIT_QUARTER}
@@ -240,6 +251,12 @@ class _ContextCoder:
         side, bits = bytearray(), BitWriter()
         known = np.zeros_like(symbols)
         for plane in range(self.planes):
+            if self.compact:
+                flat = bool((symbols[plane] == self.mid).all())
+                bits.write(int(flat), 1)
+                if flat:
+                    known[plane] = self.mid
+                    continue
             split, priced = False, {}
             if self.lean:
                 split, priced = self._first_quarter(symbols, known, plane)
@@ -255,7 +272,7 @@ class _ContextCoder:
                 bits.write(int(peaked), 1)  # coder 5: whether this plane's groups send peaks
             for group, target, (_, weights, shift, alpha, beta, peak) in chosen:
                 if self.lean:
-                    _write_group(bits, weights, shift, alpha, beta, self.escape, peak, peaked)
+                    _write_group(bits, weights, shift, alpha, beta, self.escape, peak, peaked, self.compact)
                 else:
                     side += _pack_group(weights, alpha, beta)
                 base, frac = self.predict(group, weights)
@@ -303,11 +320,11 @@ class _ContextCoder:
         weights = _rounded(fitted, shift) << shift
         base, frac = self.predict(group, weights)
         nearest = base + (frac >= (1 << (WEIGHT_BITS - 1)))
-        alpha, beta, peak, cost = _fit_scale_rule(target - nearest, buckets, self.levels, peaks)
+        alpha, beta, peak, cost = _fit_scale_rule(target - nearest, buckets, self.levels, peaks, self.compact)
         if self.lean:
             cost = self.estimated_bits(target, base, frac, _scale_of(buckets, alpha, beta), peak)
             probe = BitWriter()
-            _write_group(probe, weights, shift, alpha, beta, self.escape, peak, self.peaked)
+            _write_group(probe, weights, shift, alpha, beta, self.escape, peak, self.peaked, self.compact)
             cost += len(probe)
         return cost, weights, shift, alpha, beta, peak
 
@@ -347,13 +364,17 @@ class _ContextCoder:
         known = np.zeros((self.planes, self.height, self.width), np.int64)
         offset, bits = 0, BitReader(side, EntropyError)
         for plane in range(self.planes):
+            if self.compact and bits.read(1):  # a flat plane: every symbol the alphabet's middle
+                known[plane] = self.mid
+                continue
             phases = self.phases(bool(bits.read(1)) if self.lean else False)
             peaked = self.peaked and bool(bits.read(1))
             for phase in phases:
                 group = self.group(known, plane, phase)
                 peak = 0
                 if self.lean:
-                    weights, alpha, beta, peak = _read_group(bits, group.features.shape[1], self.escape, peaked)
+                    weights, alpha, beta, peak = _read_group(bits, group.features.shape[1], self.escape, peaked,
+                                                             self.compact)
                 else:
                     weights, alpha, beta, offset = _unpack_group(side, offset, group.features.shape[1])
                 base, frac = self.predict(group, weights)
@@ -430,6 +451,18 @@ MAX_BETA = 32
 # _RULE_SCALES[beta, alpha, bucket]: the scale every (alpha, beta) rule gives each activity bucket
 _RULE_SCALES = np.clip(np.arange(SCALES)[None, :, None] + (np.arange(MAX_BETA + 1)[:, None, None]
                                                          * np.arange(BUCKETS)[None, None, :]) // 4, 0, SCALES - 1)
+
+
+def _golomb_bits(values: np.ndarray, order: int) -> np.ndarray:
+    """Lengths of the Exp-Golomb codes of order ``order`` of ``values`` >= 0."""
+    return 2 * np.floor(np.log2((values >> order) + 1)).astype(np.int64) + 1 + order
+
+
+# coder 6: _RULE_BITS[beta, alpha], the bits that send each (alpha, beta) rule
+_RULE_BITS = (_golomb_bits(np.arange(MAX_BETA + 1), BETA_ORDER)[:, None]
+              + _golomb_bits(np.arange(SCALES), ALPHA_ORDER)[None, :])
+
+
 @functools.lru_cache(maxsize=16)  # one alphabet a blob; a daemon meets many, each table is levels x 64 x 17
 def _bits_stack(levels: int, peaks: tuple[int, ...]) -> np.ndarray:
     """(peaks, levels, SCALES): about what a residual of size d costs at scale s under each peak
@@ -442,14 +475,18 @@ def _bits_stack(levels: int, peaks: tuple[int, ...]) -> np.ndarray:
     return np.stack(stack)
 
 
-def _fit_scale_rule(residual: np.ndarray, buckets: np.ndarray, levels: int, peaks=(0,)) -> tuple[int, int, int, float]:
-    """(alpha, beta, peak) minimising the estimated code length of the residuals, and that length in bits."""
+def _fit_scale_rule(residual: np.ndarray, buckets: np.ndarray, levels: int, peaks=(0,),
+                    priced_rule: bool = False) -> tuple[int, int, int, float]:
+    """(alpha, beta, peak) minimising the estimated code length of the residuals, and that length in bits;
+    with ``priced_rule`` (coder 6) plus the bits that send the rule and the peak."""
     dist = np.minimum(np.abs(residual), levels - 1)
     hist = np.bincount(buckets * levels + dist, minlength=BUCKETS * levels).reshape(BUCKETS, levels)
     used = np.flatnonzero(hist.any(axis=1))  # empty buckets add nothing to any rule's cost
     cost = hist[used] @ _bits_stack(levels, peaks)  # (peaks, used buckets, SCALES)
     index = _RULE_SCALES[:, :, used] + np.arange(len(used)) * SCALES
     totals = cost.reshape(len(peaks), -1)[:, index].sum(axis=3)  # (peak, beta, alpha)
+    if priced_rule:
+        totals = totals + _RULE_BITS[None] + np.where(np.array(peaks) > 0, PEAK_BITS, 0)[:, None, None]
     p, beta, alpha = np.unravel_index(int(np.argmin(totals)), totals.shape)
     return int(alpha), int(beta), peaks[p], float(totals[p, beta, alpha])
 
@@ -476,37 +513,55 @@ def _unpack_group(side: bytes, offset: int, count: int) -> tuple[np.ndarray, int
 
 
 def _write_group(bits: BitWriter, weights: np.ndarray, shift: int, alpha: int, beta: int,
-                 escape: bool = False, peak: int = 0, peaked: bool = False) -> None:
-    if escape and not weights.any():
-        bits.write(NO_PREDICTION, SHIFT_BITS)
+                 escape: bool = False, peak: int = 0, peaked: bool = False, compact: bool = False) -> None:
+    if compact:  # coder 6: one bit says whether weights follow
+        bits.write(int(weights.any()), 1)
+        if weights.any():
+            _write_weights(bits, weights, shift)
+        bits.write_golomb(alpha, ALPHA_ORDER)
+        bits.write_golomb(beta, BETA_ORDER)
     else:
-        bits.write(shift, SHIFT_BITS)
-        for w in weights:
-            bits.write_signed_golomb(int(w) >> shift, GOLOMB_ORDER)
-    bits.write(alpha, SCALE_RULE_BITS)
-    bits.write(beta, SCALE_RULE_BITS)
+        if escape and not weights.any():
+            bits.write(NO_PREDICTION, SHIFT_BITS)
+        else:
+            _write_weights(bits, weights, shift)
+        bits.write(alpha, SCALE_RULE_BITS)
+        bits.write(beta, SCALE_RULE_BITS)
     if peaked:
         bits.write(int(peak > 0), 1)
         if peak:
             bits.write(peak - 1, PEAK_BITS)
 
 
-def _read_group(bits: BitReader, count: int, escape: bool = False, peaked: bool = False
+def _write_weights(bits: BitWriter, weights: np.ndarray, shift: int) -> None:
+    bits.write(shift, SHIFT_BITS)
+    for w in weights:
+        bits.write_signed_golomb(int(w) >> shift, GOLOMB_ORDER)
+
+
+def _read_group(bits: BitReader, count: int, escape: bool = False, peaked: bool = False, compact: bool = False
                 ) -> tuple[np.ndarray, int, int, int]:
-    shift = bits.read(SHIFT_BITS)
-    if escape and shift == NO_PREDICTION:
-        weights = [0] * count
-    elif shift > MAX_SHIFT:
-        raise EntropyError("side information holds an invalid weight precision")
+    if compact:
+        weights = _read_weights(bits, count) if bits.read(1) else [0] * count
+        alpha, beta = bits.read_golomb(ALPHA_ORDER), bits.read_golomb(BETA_ORDER)
     else:
-        weights = [bits.read_signed_golomb(GOLOMB_ORDER) << shift for _ in range(count)]
-    if any(abs(w) > WEIGHT_LIMIT for w in weights):
-        raise EntropyError("side information holds an out-of-range weight")
-    alpha, beta = bits.read(SCALE_RULE_BITS), bits.read(SCALE_RULE_BITS)
-    if beta > MAX_BETA:
+        shift = bits.read(SHIFT_BITS)
+        weights = [0] * count if escape and shift == NO_PREDICTION else _read_weights(bits, count, shift)
+        alpha, beta = bits.read(SCALE_RULE_BITS), bits.read(SCALE_RULE_BITS)
+    if alpha >= SCALES or beta > MAX_BETA:
         raise EntropyError("side information holds an invalid scale rule")
     peak = bits.read(PEAK_BITS) + 1 if peaked and bits.read(1) else 0
     return np.array(weights, np.int64), alpha, beta, peak
+
+
+def _read_weights(bits: BitReader, count: int, shift: int | None = None) -> list[int]:
+    shift = bits.read(SHIFT_BITS) if shift is None else shift
+    if shift > MAX_SHIFT:
+        raise EntropyError("side information holds an invalid weight precision")
+    weights = [bits.read_signed_golomb(GOLOMB_ORDER) << shift for _ in range(count)]
+    if any(abs(w) > WEIGHT_LIMIT for w in weights):
+        raise EntropyError("side information holds an out-of-range weight")
+    return weights
 
 
 def _varint(value: int) -> bytes:

@@ -22,6 +22,7 @@ import torch
 
 from . import wavelet
 from .rotations import NO_ROTATION, RotationError, rotation_matrix
+from .varint import encode_varint, read_varint
 
 UNIFORM, PALETTE, ROTATED, HAAR, NESTED_HAAR, DEEP_HAAR = 1, 2, 3, 4, 5, 6
 KIND_NAMES = {UNIFORM: "uniform", PALETTE: "palette", ROTATED: "rotated uniform", HAAR: "rotated haar",
@@ -44,6 +45,10 @@ DETAIL_GAIN = 1.2
 # 8 levels -0.45 %, 10 +0.2 %, 12 +0.35 %, at the same or lower latent error; decoded, 8 photos: 8
 # levels -0.6 % bytes for the same picture, 10-16 +0.25-0.5 %; docs/BENCHMARKS.md)
 NESTED_MAX_LEVELS = 8
+# Since 2026-12-07 a rotated Haar quantiser's parameters are written compactly where they can be, flagged by this
+# bit in the kind byte: varint counts, each component's LL step (its detail step is the LL step times one gain, sent
+# once) and each centre as a zigzag varint. An sd3 blob's 104 bytes of parameters become about 55.
+COMPACT = 0x80
 
 
 class QuantError(ValueError):
@@ -94,16 +99,34 @@ class QuantizedLatent:
         return values
 
     def params_bytes(self) -> bytes:
+        if self.kind in HAAR_KINDS and self.detail_gain() is not None:
+            return self._compact_params()
         head = struct.pack("<BHH", self.kind, self.levels, self.table.shape[0])
         if self.kind in (ROTATED, *HAAR_KINDS):
             head += struct.pack("<BH", self.rotation, self.nominal_levels)
         tail = self.centres.astype("<i2").tobytes() if self.kind in HAAR_KINDS else b""
         return head + self.table.astype("<f2").tobytes() + tail
 
+    def detail_gain(self) -> np.float16 | None:
+        """The one gain that gives every detail step from its LL step (``detail_steps``), if there is one."""
+        gain = np.float16(self.table[0, 1].astype(np.float32) / self.table[0, 0].astype(np.float32))
+        return gain if np.array_equal(detail_steps(self.table[:, 0], gain), self.table[:, 1]) else None
+
+    def _compact_params(self) -> bytes:
+        out = bytearray([self.kind | COMPACT, self.rotation])
+        for value in (self.levels, len(self.table), self.nominal_levels):
+            out += encode_varint(value)
+        out += self.table[:, 0].astype("<f2").tobytes() + np.float16(self.detail_gain()).astype("<f2").tobytes()
+        for centre in self.centres.astype(np.int64):
+            out += encode_varint(2 * centre if centre >= 0 else -2 * centre - 1)
+        return bytes(out)
+
     @staticmethod
     def parse_params(data: bytes, channels: int, latent_size: tuple[int, int] | None = None) -> QuantizedLatent:
         """Inverse of params_bytes, with no symbols yet; ``latent_size`` (h, w) is needed to
         dequantise rotated Haar bands. Raises QuantError on nonsense."""
+        if data[:1] and data[0] & COMPACT:
+            return _parse_compact(data, channels, latent_size)
         if len(data) < 5:
             raise QuantError("quantiser parameters truncated")
         kind, levels, rows = struct.unpack_from("<BHH", data)
@@ -135,6 +158,39 @@ class QuantizedLatent:
             centres = np.frombuffer(data, "<i2", offset=offset + rows * cols * 2).astype(np.int16)
         return QuantizedLatent(kind, levels, np.zeros((0, 0, 0), np.int32), table, rotation, nominal, centres,
                                latent_size)
+
+
+def _parse_compact(data: bytes, channels: int, latent_size: tuple[int, int] | None) -> QuantizedLatent:
+    kind = data[0] & ~COMPACT
+    if kind not in HAAR_KINDS or len(data) < 2:
+        raise QuantError(f"unknown compact quantiser kind {kind}")
+    rotation, pos, counts = data[1], 2, []
+    for _ in range(3):
+        value, pos = read_varint(data, pos, QuantError)
+        counts.append(value)
+    levels, rows, nominal = counts
+    _check_rotated(rows, channels, levels, rotation, nominal, MAX_HAAR_SYMBOLS)
+    if len(data) < pos + 2 * rows + 2:
+        raise QuantError("quantiser parameters truncated")
+    steps = np.frombuffer(data, "<f2", count=rows + 1, offset=pos).astype(np.float16)
+    steps, gain, pos = steps[:rows], steps[rows], pos + 2 * rows + 2
+    table = np.stack([steps, detail_steps(steps, gain)], axis=1)
+    if not np.isfinite(table).all() or not (table > 0).all():
+        raise QuantError("rotated Haar quantiser with a step that is not finite and positive")
+    centres = []
+    for _ in range(rows):
+        zigzag, pos = read_varint(data, pos, QuantError)
+        centres.append(zigzag >> 1 if not zigzag & 1 else -((zigzag + 1) >> 1))
+    if pos != len(data) or not all(-32768 <= c <= 32767 for c in centres):
+        raise QuantError("quantiser parameters have the wrong length or an impossible centre")
+    return QuantizedLatent(kind, levels, np.zeros((0, 0, 0), np.int32), table, rotation, nominal,
+                           np.array(centres, np.int16), latent_size)
+
+
+def detail_steps(ll_steps: np.ndarray, gain: np.float16) -> np.ndarray:
+    """float16 detail steps: each LL step times ``gain``, in float32 (exact on every machine)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return (ll_steps.astype(np.float32) * np.float32(gain)).astype(np.float16)
 
 
 def symbol_shape(kind: int, channels: int, height: int, width: int) -> tuple[int, int, int]:
@@ -314,8 +370,8 @@ class RotatedHaarQuantizer(RotatedQuantizer):
         raise QuantError("latent too large in range for the rotated Haar quantiser")
 
     def _rounded(self, bands: np.ndarray, steps: np.ndarray, size: tuple[int, int]) -> QuantizedLatent | None:
-        table = np.stack([steps, steps * self.detail_gain], axis=1).astype(np.float16)
-        table = np.maximum(table, np.float16(1e-3))
+        ll = np.maximum(steps.astype(np.float16), np.float16(1e-3))
+        table = np.stack([ll, np.maximum(detail_steps(ll, np.float16(self.detail_gain)), np.float16(1e-3))], axis=1)
         q = QuantizedLatent(self.kind, 2, np.zeros((1,), np.int32), table, self.rotation, self.levels,
                             np.zeros(len(table), np.int16), size)
         band_steps, _ = haar_steps(q, np)

@@ -8,7 +8,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sdfs.codec import Codec, CodecConfig, CodecError
-from sdfs.codec.container import MAGIC, Blob, ContainerError
+from sdfs.codec.container import MAGIC, READABLE, REGISTERED_NAMES, Blob, ContainerError
+from sdfs.codec.models import FAMILIES, TUNED_DECODERS, TUNED_ENCODERS
 
 
 def sample_blob(**overrides) -> Blob:
@@ -28,6 +29,51 @@ def test_roundtrip_keeps_every_field():
                        latent_width=7, latent_height=4)
     assert Blob.from_bytes(blob.to_bytes()) == blob
     assert blob.coded_size == (50, 30) and sample_blob().coded_size == (100, 60)
+
+
+def test_version_1_blobs_still_read():
+    blob = sample_blob(family="sd3", encoder="madebyollin/taesd3+taesd3_encoder_sdfs_v7", channels=16,
+                       decoder="taesd3_decoder_sdfs_v4", restoration=bytes(24), coded_width=50, coded_height=30)
+    old = blob.to_bytes(version=1)
+    assert old[4] == 1 and Blob.from_bytes(old) == blob
+    assert old.count(b"taesd3_decoder_sdfs_v4") == 1
+
+
+def test_version_2_codes_names_and_integers_compactly():
+    """An sd3 blob's header: registered names as two bytes each, integers as varints."""
+    blob = sample_blob(family="sd3", encoder="madebyollin/taesd3+taesd3_encoder_sdfs_v7", channels=16,
+                       decoder="taesd3_decoder_sdfs_v4", width=768, height=512, latent_width=96, latent_height=64)
+    new, old = blob.to_bytes(), blob.to_bytes(version=1)
+    assert new[4] == max(READABLE) and Blob.from_bytes(new) == blob
+    assert b"taesd" not in new
+    assert len(old) - len(new) == (41 - 2) + (22 - 2) + (3 - 2) + 2 * 2 + 4 * 3  # 76 bytes
+    unregistered = sample_blob(encoder="/models/vae_approx/taesd_encoder.safetensors")
+    assert Blob.from_bytes(unregistered.to_bytes()).encoder == unregistered.encoder
+
+
+def test_every_name_sdfs_writes_is_registered():
+    """A new tuned encoder or decoder must be added to REGISTERED_NAMES (at the end), or its blobs carry its name
+    as text."""
+    written = {family.name for family in FAMILIES.values()}
+    written |= {f"madebyollin/{family.vae_approx_prefix}" for family in FAMILIES.values()}
+    written |= {f"madebyollin/{FAMILIES[name].vae_approx_prefix}+{file.removesuffix('.safetensors')}"
+                for name, file in TUNED_ENCODERS.items()}
+    written |= {file.removesuffix(".safetensors") for files in TUNED_DECODERS.values() for file in files}
+    assert written <= set(REGISTERED_NAMES)
+    assert len(set(REGISTERED_NAMES)) == len(REGISTERED_NAMES)
+
+
+def test_forged_registered_names_and_integers_are_refused():
+    body = sample_blob().to_bytes()[:-4]
+    with pytest.raises(ContainerError, match="registered name 99"):
+        Blob.from_bytes(with_crc(body.replace(b"\x01\x02\x00\x00", b"\x01\x02\x00\x63", 1)))
+    for forged in (b"\x03\x05\xff\xff\xff\xff\x7f", b"\x03\x02\x64\x00"):  # width 2**35 - 1; 100 and a stray byte
+        with pytest.raises(ContainerError, match="not a 32-bit varint"):
+            Blob.from_bytes(with_crc(body.replace(b"\x03\x01\x64", forged, 1)))
+    with pytest.raises(ContainerError, match="does not fit 32 bits"):
+        sample_blob(width=1 << 32).to_bytes()
+    with pytest.raises(ContainerError, match="cannot write blob version 9"):
+        sample_blob().to_bytes(version=9)
 
 
 @pytest.mark.parametrize("coded, message", [
@@ -87,9 +133,9 @@ def test_random_bytes_never_crash(data):
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 20), st.binary(max_size=12)), max_size=16))
-def test_forged_field_lists_with_valid_checksum(fields):
-    body = bytearray(MAGIC + b"\x01")
+@given(st.sampled_from(READABLE), st.lists(st.tuples(st.integers(0, 20), st.binary(max_size=12)), max_size=16))
+def test_forged_field_lists_with_valid_checksum(version, fields):
+    body = bytearray(MAGIC + bytes([version]))
     for tag, value in fields:
         body += bytes([tag, len(value)]) + value
     try:
@@ -127,7 +173,7 @@ def test_forged_blobs_through_the_codec_raise_codec_error(small_codec, real_blob
         blob.mode = "L"
     try:
         encoded = blob.to_bytes()
-    except (struct.error, KeyError):
+    except (struct.error, KeyError, ContainerError):
         return  # not representable in the format at all
     try:
         image = small_codec.decode(encoded)

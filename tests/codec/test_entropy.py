@@ -2,9 +2,10 @@ import numpy as np
 import pytest
 import torch
 
-from sdfs.codec import entropy
-from sdfs.codec.quant import UniformQuantizer
+from sdfs.codec import entropy, read_image
+from sdfs.codec.quant import DeepHaarQuantizer, UniformQuantizer
 from sdfs.codec.varint import read_varint
+from tests.conftest import KODAK
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +28,8 @@ def test_odd_shapes_and_alphabets(shape):
     rng = np.random.default_rng(0)
     for levels in (2, 17, 256, 4096):
         symbols = rng.integers(0, levels, shape).astype(np.int32)
-        for coder in (entropy.CONTEXT, entropy.CONTEXT_V4, entropy.CONTEXT_V3, entropy.CONTEXT_V1, entropy.LZMA):
+        for coder in (entropy.CONTEXT, entropy.CONTEXT_V5, entropy.CONTEXT_V4, entropy.CONTEXT_V3, entropy.CONTEXT_V1,
+                      entropy.LZMA):
             data = entropy.encode(symbols, levels, coder)
             assert np.array_equal(entropy.decode(data, shape, levels, coder), symbols)
 
@@ -50,7 +52,7 @@ def test_a_smooth_plane_codes_its_first_quarter_as_a_checkerboard_of_its_own():
     lean, v1 = (entropy.encode(symbols, 64, coder) for coder in (entropy.CONTEXT, entropy.CONTEXT_V1))
     assert np.array_equal(entropy.decode(lean, symbols.shape, 64), symbols)
     _, start = read_varint(lean, 0, entropy.EntropyError)
-    assert lean[start] >> 7 == 1  # the first plane's flag: split
+    assert (lean[start] >> 6) & 3 == 1  # the first plane's flags: not flat, split
     alone = [len(entropy.encode(plane, 64, coder)) for coder in (entropy.CONTEXT, entropy.CONTEXT_V1)]
     assert alone[0] < 0.85 * alone[1] and len(lean) < len(v1)
 
@@ -75,8 +77,8 @@ def test_a_spike_at_the_prediction_is_coded_with_a_peak():
     rng = np.random.default_rng(4)
     tails = np.rint(rng.laplace(0, 2.0, (16, 16, 24)))
     symbols = (np.where(rng.random(tails.shape) < 0.85, 0, tails) + 8).clip(0, 16).astype(np.int32)
-    peaked, plain = (entropy.encode(symbols, 17, coder) for coder in (entropy.CONTEXT, entropy.CONTEXT_V4))
-    assert np.array_equal(entropy.decode(peaked, symbols.shape, 17), symbols)
+    peaked, plain = (entropy.encode(symbols, 17, coder) for coder in (entropy.CONTEXT_V5, entropy.CONTEXT_V4))
+    assert np.array_equal(entropy.decode(peaked, symbols.shape, 17, entropy.CONTEXT_V5), symbols)
     assert np.array_equal(entropy.decode(plain, symbols.shape, 17, entropy.CONTEXT_V4), symbols)
     assert len(peaked) < 0.85 * len(plain), (len(peaked), len(plain))
     try:  # coder 4 reads the peaks as other fields
@@ -84,6 +86,41 @@ def test_a_spike_at_the_prediction_is_coded_with_a_peak():
     except entropy.EntropyError:
         misread = None
     assert misread is None or not np.array_equal(misread, symbols)
+
+
+@pytest.fixture(scope="module")
+def sd3_bands(taesd3):
+    """sd3's Haar bands of kodim23's centre 384 px at 3 levels, rounded as the codec rounds them."""
+    pixels = np.ascontiguousarray(read_image(KODAK / "kodim23.png").pixels[64:448, 192:576])
+    x = torch.from_numpy(pixels).permute(2, 0, 1)[None].float() / 127.5 - 1
+    return DeepHaarQuantizer(levels=3).quantize(taesd3.encode(x)[0].numpy())
+
+
+def test_coder_6_sends_about_a_third_of_the_side_information_of_coder_5(sd3_bands):
+    """At few levels coder 5's side information was a sixth of an sd3 blob, mostly fixed-width fields: coder 6 flags
+    flat planes, says in one bit whether a group has weights, and sends the scale rule in Exp-Golomb codes (priced
+    when it is chosen). The symbols' code is about the same."""
+    q = sd3_bands
+    new, old = (entropy.encode(q.symbols, q.levels, coder) for coder in (entropy.CONTEXT, entropy.CONTEXT_V5))
+    assert np.array_equal(entropy.decode(new, q.symbols.shape, q.levels), q.symbols)
+    assert np.array_equal(entropy.decode(old, q.symbols.shape, q.levels, entropy.CONTEXT_V5), q.symbols)
+    side = [read_varint(data, 0, entropy.EntropyError)[0] for data in (new, old)]
+    assert side[0] < 0.45 * side[1], side  # 237 bytes against 657
+    assert len(old) - len(new) > 0.8 * (side[1] - side[0]), (len(new), len(old), side)
+    try:  # coder 5 reads coder 6's fields as others
+        misread = entropy.decode(new, q.symbols.shape, q.levels, entropy.CONTEXT_V5)
+    except entropy.EntropyError:
+        misread = None
+    assert misread is None or not np.array_equal(misread, q.symbols)
+
+
+def test_flat_planes_cost_a_bit_each():
+    symbols = np.full((8, 24, 24), 16, np.int32)
+    symbols[3, 5, 7] = 17
+    data = entropy.encode(symbols, 33)
+    assert np.array_equal(entropy.decode(data, symbols.shape, 33), symbols)
+    flat = entropy.encode(np.delete(symbols, 3, axis=0), 33)
+    assert read_varint(flat, 0, entropy.EntropyError)[0] == 1  # seven bits: seven flat planes
 
 
 def test_constant_plane_costs_almost_nothing():
@@ -96,7 +133,8 @@ def test_out_of_range_symbols_are_refused():
         entropy.encode(np.array([[[32]]]), 32)
 
 
-@pytest.mark.parametrize("coder", [entropy.CONTEXT, entropy.CONTEXT_V4, entropy.CONTEXT_V3, entropy.CONTEXT_V1])
+@pytest.mark.parametrize("coder", [entropy.CONTEXT, entropy.CONTEXT_V5, entropy.CONTEXT_V4, entropy.CONTEXT_V3,
+                                   entropy.CONTEXT_V1])
 def test_garbage_payload_raises_entropy_error_or_decodes_in_range(coder):
     rng = np.random.default_rng(1)
     for n in range(0, 64, 7):

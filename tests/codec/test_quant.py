@@ -1,3 +1,5 @@
+import struct
+
 import numpy as np
 import pytest
 import torch
@@ -21,6 +23,7 @@ from sdfs.codec.quant import (
     uniform_grid,
 )
 from sdfs.codec.rotations import rotation_matrix
+from sdfs.codec.varint import encode_varint
 
 
 def latent(seed=0, shape=(4, 12, 16)):
@@ -197,16 +200,30 @@ def test_small_latents_keep_rounding_cells():
     assert small.name == "rotated uniform" and large.name == "rotated haar"
 
 
-def test_rotated_haar_parameters_are_checked(monkeypatch):
+def old_layout(q: QuantizedLatent) -> bytes:
+    """A rotated Haar quantiser's parameters as blobs carried them before 2026-12-07."""
+    head = struct.pack("<BHHBH", q.kind, q.levels, len(q.table), q.rotation, q.nominal_levels)
+    return head + q.table.astype("<f2").tobytes() + q.centres.astype("<i2").tobytes()
+
+
+def test_rotated_haar_parameters_are_compact_and_checked(monkeypatch):
     monkeypatch.setattr(quant, "MIN_HAAR_CELLS", 1)
     q = RotatedHaarQuantizer(levels=6, rotation=1).quantize(correlated_latent())
-    data = q.params_bytes()
-    with pytest.raises(QuantError, match="wrong length"):
-        QuantizedLatent.parse_params(data[:-2], 16)
-    bad = bytearray(data)
-    bad[8:10] = np.array([-1.0], "<f2").tobytes()
-    with pytest.raises(QuantError, match="not positive"):
-        QuantizedLatent.parse_params(bytes(bad), 16)
+    compact, old = q.params_bytes(), old_layout(q)
+    assert compact[0] == HAAR | quant.COMPACT and len(compact) < 0.6 * len(old), (len(compact), len(old))
+    steps_at = 2 + sum(len(encode_varint(v)) for v in (q.levels, 16, q.nominal_levels))
+    for data, step_at in ((compact, steps_at), (old, 8)):
+        parsed = QuantizedLatent.parse_params(data, 16)
+        assert np.array_equal(parsed.table, q.table) and np.array_equal(parsed.centres, q.centres)
+        assert (parsed.kind, parsed.levels, parsed.nominal_levels) == (q.kind, q.levels, q.nominal_levels)
+        with pytest.raises(QuantError, match="wrong length|truncated"):
+            QuantizedLatent.parse_params(data[:-2], 16)
+        bad = bytearray(data)
+        bad[step_at:step_at + 2] = np.array([-1.0], "<f2").tobytes()
+        with pytest.raises(QuantError, match="positive"):
+            QuantizedLatent.parse_params(bytes(bad), 16)
+    with pytest.raises(QuantError, match="compact quantiser kind"):
+        QuantizedLatent.parse_params(bytes([quant.UNIFORM | quant.COMPACT]) + compact[1:], 16)
 
 
 def test_rotated_parameters_name_a_rotation_this_sdfs_has():
