@@ -33,7 +33,7 @@ at 3 levels), nearly all of it fixed-width fields: 4 bits a group to say "no wei
 the scale rule. Coder 6 starts each plane with a bit that says it is flat (every symbol the
 alphabet's middle: nothing more is sent for it), gives each group one bit for whether weights
 follow, and sends alpha and beta as Exp-Golomb codes of order 0 and 1, whose lengths the encoder
-adds to the code length it minimises when it picks them. All 24 Kodak photos, sd3: -8.8 % of the
+adds to the code length it minimises when it picks them. All 24 Kodak photos, sd3: -8.9 % of the
 blob at 3 levels (docs/BENCHMARKS.md).
 
 All of the model's arithmetic that the decoder must repeat is integer or IEEE-exact
