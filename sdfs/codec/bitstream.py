@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .varint import unzigzag, zigzag
+
 MAX_PREFIX = 30  # longest Exp-Golomb prefix a reader accepts: bounds what corrupt data can ask for
 
 
@@ -17,7 +19,7 @@ class BitWriter:
 
     def write_signed_golomb(self, value: int, order: int) -> None:
         """Exp-Golomb code of order ``order`` of the zigzag map of ``value`` (0, -1, 1, -2, ...)."""
-        self.write_golomb(value << 1 if value >= 0 else (-value << 1) - 1, order)
+        self.write_golomb(zigzag(value), order)
 
     def write_golomb(self, value: int, order: int) -> None:
         """Exp-Golomb code of order ``order`` of ``value`` >= 0."""
@@ -49,8 +51,7 @@ class BitReader:
         return (self._value >> (self._size - self._pos)) & ((1 << count) - 1)
 
     def read_signed_golomb(self, order: int) -> int:
-        zigzag = self.read_golomb(order)
-        return zigzag >> 1 if not zigzag & 1 else -((zigzag + 1) >> 1)
+        return unzigzag(self.read_golomb(order))
 
     def read_golomb(self, order: int) -> int:
         zeros = 0

@@ -51,7 +51,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .bitstream import BitReader, BitWriter
-from .varint import encode_varint, read_varint
+from .varint import encode_varint, read_varint, unzigzag, zigzag
 
 CONTEXT_V1, LZMA, CONTEXT_V3, CONTEXT_V4, CONTEXT_V5, CONTEXT = 1, 2, 3, 4, 5, 6
 CODER_NAMES = {CONTEXT_V1: "context v1", LZMA: "lzma", CONTEXT_V3: "context v3", CONTEXT_V4: "context v4",
@@ -494,7 +494,7 @@ def _fit_scale_rule(residual: np.ndarray, buckets: np.ndarray, levels: int, peak
 def _pack_group(weights: np.ndarray, alpha: int, beta: int) -> bytes:
     out = bytearray()
     for w in weights:
-        out += _varint((int(w) << 1) ^ (int(w) >> 63))
+        out += _varint(zigzag(int(w)))
     out += bytes([alpha, beta])
     return bytes(out)
 
@@ -503,7 +503,7 @@ def _unpack_group(side: bytes, offset: int, count: int) -> tuple[np.ndarray, int
     weights = []
     for _ in range(count):
         z, offset = _read_varint(side, offset)
-        weights.append((z >> 1) ^ -(z & 1))
+        weights.append(unzigzag(z))
     if offset + 2 > len(side):
         raise EntropyError("side information truncated")
     alpha, beta = side[offset], side[offset + 1]

@@ -22,7 +22,7 @@ import torch
 
 from . import wavelet
 from .rotations import NO_ROTATION, RotationError, rotation_matrix
-from .varint import encode_varint, read_varint
+from .varint import encode_varint, read_varint, unzigzag, zigzag
 
 UNIFORM, PALETTE, ROTATED, HAAR, NESTED_HAAR, DEEP_HAAR = 1, 2, 3, 4, 5, 6
 KIND_NAMES = {UNIFORM: "uniform", PALETTE: "palette", ROTATED: "rotated uniform", HAAR: "rotated haar",
@@ -99,8 +99,9 @@ class QuantizedLatent:
         return values
 
     def params_bytes(self) -> bytes:
-        if self.kind in HAAR_KINDS and self.detail_gain() is not None:
-            return self._compact_params()
+        gain = self.detail_gain() if self.kind in HAAR_KINDS else None
+        if gain is not None:
+            return self._compact_params(gain)
         head = struct.pack("<BHH", self.kind, self.levels, self.table.shape[0])
         if self.kind in (ROTATED, *HAAR_KINDS):
             head += struct.pack("<BH", self.rotation, self.nominal_levels)
@@ -112,13 +113,13 @@ class QuantizedLatent:
         gain = np.float16(self.table[0, 1].astype(np.float32) / self.table[0, 0].astype(np.float32))
         return gain if np.array_equal(detail_steps(self.table[:, 0], gain), self.table[:, 1]) else None
 
-    def _compact_params(self) -> bytes:
+    def _compact_params(self, gain: np.float16) -> bytes:
         out = bytearray([self.kind | COMPACT, self.rotation])
         for value in (self.levels, len(self.table), self.nominal_levels):
             out += encode_varint(value)
-        out += self.table[:, 0].astype("<f2").tobytes() + np.float16(self.detail_gain()).astype("<f2").tobytes()
+        out += self.table[:, 0].astype("<f2").tobytes() + np.float16(gain).astype("<f2").tobytes()
         for centre in self.centres.astype(np.int64):
-            out += encode_varint(2 * centre if centre >= 0 else -2 * centre - 1)
+            out += encode_varint(zigzag(int(centre)))
         return bytes(out)
 
     @staticmethod
@@ -179,8 +180,8 @@ def _parse_compact(data: bytes, channels: int, latent_size: tuple[int, int] | No
         raise QuantError("rotated Haar quantiser with a step that is not finite and positive")
     centres = []
     for _ in range(rows):
-        zigzag, pos = read_varint(data, pos, QuantError)
-        centres.append(zigzag >> 1 if not zigzag & 1 else -((zigzag + 1) >> 1))
+        value, pos = read_varint(data, pos, QuantError)
+        centres.append(unzigzag(value))
     if pos != len(data) or not all(-32768 <= c <= 32767 for c in centres):
         raise QuantError("quantiser parameters have the wrong length or an impossible centre")
     return QuantizedLatent(kind, levels, np.zeros((0, 0, 0), np.int32), table, rotation, nominal,

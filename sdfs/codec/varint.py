@@ -1,4 +1,5 @@
-"""LEB128 unsigned varints, shared by the container and the entropy coder's side information."""
+"""LEB128 unsigned varints and the zigzag map for signed values, shared by the container, the quantiser's
+parameters and the entropy coder's side information."""
 
 from __future__ import annotations
 
@@ -11,6 +12,15 @@ def encode_varint(value: int) -> bytes:
         out.append(byte | (0x80 if value else 0))
         if not value:
             return bytes(out)
+
+
+def zigzag(value: int) -> int:
+    """Signed -> unsigned: 0, -1, 1, -2, ... -> 0, 1, 2, 3, ..."""
+    return value << 1 if value >= 0 else (-value << 1) - 1
+
+
+def unzigzag(value: int) -> int:
+    return value >> 1 if not value & 1 else -((value + 1) >> 1)
 
 
 def read_varint(data: bytes, pos: int, error: type[Exception], max_bytes: int = 5) -> tuple[int, int]:
