@@ -27,7 +27,7 @@ bands are 85-95 % exact zeros with Laplace tails, and one Laplace fitted to both
 spike in its tails. All 24 Kodak photos, sd3 bands: -15.5 % bytes at 3 levels, -7.4 % at 4,
 nothing from 8 up (docs/CODEC.md).
 
-``context`` (coder 6, since 2026-12-07) codes the same model's side information in fewer bits.
+``context v6`` (coder 6, written on 2026-12-07) codes the same model's side information in fewer bits.
 Under coder 5 it was about 700 bytes of every sd3 blob whatever its size (16 % of a Kodak photo's
 at 3 levels), nearly all of it fixed-width fields: 4 bits a group to say "no weights", 12 for
 the scale rule. Coder 6 starts each plane with a bit that says it is flat (every symbol the
@@ -35,6 +35,13 @@ alphabet's middle: nothing more is sent for it), gives each group one bit for wh
 follow, and sends alpha and beta as Exp-Golomb codes of order 0 and 1, whose lengths the encoder
 adds to the code length it minimises when it picks them. All 24 Kodak photos, sd3: -8.9 % of the
 blob at 3 levels (docs/BENCHMARKS.md).
+
+``context`` (coder 7, since 2026-12-07, late) codes coder 6's flags, scale rules and peaks in the range
+coder's stream, each against a model that starts from the shape of coder 6's code for it and learns
+the blob's own skew as it goes (``side_model.py``); only the prediction weights stay in the bit
+stream. Each group's fields are coded just before its symbols, and the encoder prices the rules and
+peaks at the models' current odds. All 24 Kodak photos, sd3: -3.1 % of the entropy-coded payload at
+3 levels, -0.6 % at 8 (docs/BENCHMARKS.md).
 
 All of the model's arithmetic that the decoder must repeat is integer or IEEE-exact
 (add/multiply/divide, no exp/log), so a blob decodes identically on every machine.
@@ -51,12 +58,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from .bitstream import BitReader, BitWriter
+from .side_model import SideModel
 from .varint import encode_varint, read_varint, unzigzag, zigzag
 
-CONTEXT_V1, LZMA, CONTEXT_V3, CONTEXT_V4, CONTEXT_V5, CONTEXT = 1, 2, 3, 4, 5, 6
+CONTEXT_V1, LZMA, CONTEXT_V3, CONTEXT_V4, CONTEXT_V5, CONTEXT_V6, CONTEXT = 1, 2, 3, 4, 5, 6, 7
 CODER_NAMES = {CONTEXT_V1: "context v1", LZMA: "lzma", CONTEXT_V3: "context v3", CONTEXT_V4: "context v4",
-               CONTEXT_V5: "context v5", CONTEXT: "context"}
-CONTEXT_CODERS = (CONTEXT_V1, CONTEXT_V3, CONTEXT_V4, CONTEXT_V5, CONTEXT)
+               CONTEXT_V5: "context v5", CONTEXT_V6: "context v6", CONTEXT: "context"}
+CONTEXT_CODERS = (CONTEXT_V1, CONTEXT_V3, CONTEXT_V4, CONTEXT_V5, CONTEXT_V6, CONTEXT)
 
 DIRECT = ((-1, 0), (1, 0), (0, -1), (0, 1))
 DIAGONAL = ((-1, -1), (-1, 1), (1, -1), (1, 1))
@@ -73,7 +81,7 @@ NO_PREDICTION = (1 << SHIFT_BITS) - 1  # coder 4: in the precision field, "all w
 # Laplace). Each is exact in binary, so every machine builds the same tables.
 PEAKS = (1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 24.0, 32.0, 48.0, 64.0, 96.0, 128.0, 192.0, 256.0)
 PEAK_BITS = 4  # after a one-bit flag: the index into PEAKS[1:]
-ALPHA_ORDER, BETA_ORDER = 0, 1  # coder 6: the Exp-Golomb orders of a group's scale rule
+ALPHA_ORDER, BETA_ORDER = 0, 1  # coder 6: the Exp-Golomb orders of a group's scale rule (coder 7: its prior)
 
 
 class EntropyError(ValueError):
@@ -191,10 +199,13 @@ class _ContextCoder:
     def __init__(self, shape: tuple[int, int, int], levels: int, version: int = CONTEXT) -> None:
         self.planes, self.height, self.width = shape
         self.levels = levels
-        self.lean = version in (CONTEXT_V3, CONTEXT_V4, CONTEXT_V5, CONTEXT)
-        self.escape = version in (CONTEXT_V4, CONTEXT_V5, CONTEXT)  # groups without prediction send no weights
-        self.peaked = version in (CONTEXT_V5, CONTEXT)  # groups may send a peak
-        self.compact = version == CONTEXT  # coder 6: flat planes, a flag for prediction, Exp-Golomb scale rules
+        self.lean = version in (CONTEXT_V3, CONTEXT_V4, CONTEXT_V5, CONTEXT_V6, CONTEXT)
+        # groups without prediction send no weights
+        self.escape = version in (CONTEXT_V4, CONTEXT_V5, CONTEXT_V6, CONTEXT)
+        self.peaked = version in (CONTEXT_V5, CONTEXT_V6, CONTEXT)  # groups may send a peak
+        self.compact = version in (CONTEXT_V6, CONTEXT)  # coder 6: flat planes, a flag for prediction, priced rules
+        self.adaptive = version == CONTEXT  # coder 7: flags, rules and peaks range-coded by models that learn
+        self.side: SideModel | None = None
         self.peaks = tuple(range(len(PEAKS))) if self.peaked else (0,)
         self.mid = levels // 2
         self._masks = {ph: _phase_mask(self.height, self.width, ph) for ph in PHASES_V1 + SPLIT_QUARTER}
@@ -248,19 +259,22 @@ class _ContextCoder:
         import constriction
 
         coder = constriction.stream.queue.RangeEncoder()
+        family = constriction.stream.model.Categorical(perfect=False)
         side, bits = bytearray(), BitWriter()
+        self.side = _side_model() if self.adaptive else None
+        flag = functools.partial(self._write_flag, bits, coder, family)
         known = np.zeros_like(symbols)
         for plane in range(self.planes):
             if self.compact:
                 flat = bool((symbols[plane] == self.mid).all())
-                bits.write(int(flat), 1)
+                flag("flat", flat)
                 if flat:
                     known[plane] = self.mid
                     continue
             split, priced = False, {}
             if self.lean:
                 split, priced = self._first_quarter(symbols, known, plane)
-                bits.write(int(split), 1)
+                flag("split", split)
             chosen = []
             for phase in self.phases(split):
                 group = self.group(known, plane, phase)
@@ -269,19 +283,38 @@ class _ContextCoder:
                 known[plane][group.mask] = target
             peaked = self.peaked and any(choice[5] for _, _, choice in chosen)
             if self.peaked:
-                bits.write(int(peaked), 1)  # coder 5: whether this plane's groups send peaks
+                flag("peaked", peaked)  # coder 5: whether this plane's groups send peaks
             for group, target, (_, weights, shift, alpha, beta, peak) in chosen:
-                if self.lean:
+                if self.adaptive:
+                    self._code_group(bits, coder, family, weights, shift, alpha, beta, peak, peaked)
+                elif self.lean:
                     _write_group(bits, weights, shift, alpha, beta, self.escape, peak, peaked, self.compact)
                 else:
                     side += _pack_group(weights, alpha, beta)
                 base, frac = self.predict(group, weights)
                 scale = _scale_of(_bucket(group.activity), alpha, beta)
-                self._code_chunks(coder, target, base, frac, scale, peak)
+                self._code_chunks(coder, family, target, base, frac, scale, peak)
         if self.lean:
             side = bits.to_bytes()
         payload = coder.get_compressed().tobytes()
         return _varint(len(side)) + bytes(side) + payload
+
+    def _write_flag(self, bits: BitWriter, coder, family, name: str, value: bool) -> None:
+        if self.adaptive:
+            self.side.flags[name].encode(coder, family, int(value))
+        else:
+            bits.write(int(value), 1)
+
+    def _code_group(self, bits: BitWriter, coder, family, weights: np.ndarray, shift: int, alpha: int, beta: int,
+                    peak: int, peaked: bool) -> None:
+        """Coder 7: the group's flag, rule and peak into the range coder, its weights (if any) into the bit stream."""
+        self.side.flags["weights"].encode(coder, family, int(weights.any()))
+        if weights.any():
+            _write_weights(bits, weights, shift)
+        self.side.alpha.encode(coder, family, alpha)
+        self.side.beta.encode(coder, family, beta)
+        if peaked:
+            self.side.peak.encode(coder, family, peak)
 
     def _first_quarter(self, symbols: np.ndarray, known: np.ndarray, plane: int) -> tuple[bool, dict]:
         """Whether coding the plane's first quarter as a checkerboard of its own is estimated to cost
@@ -320,13 +353,27 @@ class _ContextCoder:
         weights = _rounded(fitted, shift) << shift
         base, frac = self.predict(group, weights)
         nearest = base + (frac >= (1 << (WEIGHT_BITS - 1)))
-        alpha, beta, peak, cost = _fit_scale_rule(target - nearest, buckets, self.levels, peaks, self.compact)
+        rule_bits, peak_bits = self._side_prices()
+        alpha, beta, peak, cost = _fit_scale_rule(target - nearest, buckets, self.levels, peaks, rule_bits, peak_bits)
         if self.lean:
             cost = self.estimated_bits(target, base, frac, _scale_of(buckets, alpha, beta), peak)
             probe = BitWriter()
-            _write_group(probe, weights, shift, alpha, beta, self.escape, peak, self.peaked, self.compact)
+            if self.adaptive:
+                if weights.any():
+                    _write_weights(probe, weights, shift)
+                cost += self.side.group_bits(bool(weights.any()), alpha, beta, peak)
+            else:
+                _write_group(probe, weights, shift, alpha, beta, self.escape, peak, self.peaked, self.compact)
             cost += len(probe)
         return cost, weights, shift, alpha, beta, peak
+
+    def _side_prices(self) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """What each scale rule [beta, alpha] and each peak costs to send, where the encoder weighs it (coder 6 on)."""
+        if self.adaptive:
+            return self.side.rule_bits(), self.side.peak.bits()
+        if self.compact:
+            return _RULE_BITS, np.where(np.arange(len(PEAKS)) > 0, PEAK_BITS, 0)
+        return None, None
 
     def estimated_bits(self, target: np.ndarray, base: np.ndarray, frac: np.ndarray, scale: np.ndarray,
                        peak: int = 0) -> float:
@@ -340,10 +387,7 @@ class _ContextCoder:
         total = (1.0 + theta) / (1.0 - theta) + (PEAKS[peak] - 1.0)  # the two-sided sum of r(d)
         return float(-np.log2((lo * (1.0 - f) + hi * f) / total).sum())
 
-    def _code_chunks(self, coder, target, base, frac, scale, peak: int = 0) -> None:
-        import constriction
-
-        family = constriction.stream.model.Categorical(perfect=False)
+    def _code_chunks(self, coder, family, target, base, frac, scale, peak: int = 0) -> None:
         for start in range(0, len(target), CHUNK):
             sl = slice(start, start + CHUNK)
             probs = self.probabilities(base[sl], frac[sl], scale[sl], peak)
@@ -363,16 +407,21 @@ class _ContextCoder:
         family = constriction.stream.model.Categorical(perfect=False)
         known = np.zeros((self.planes, self.height, self.width), np.int64)
         offset, bits = 0, BitReader(side, EntropyError)
+        self.side = _side_model() if self.adaptive else None
+        flag = functools.partial(self._read_flag, bits, decoder, family)
         for plane in range(self.planes):
-            if self.compact and bits.read(1):  # a flat plane: every symbol the alphabet's middle
+            if self.compact and flag("flat"):  # a flat plane: every symbol the alphabet's middle
                 known[plane] = self.mid
                 continue
-            phases = self.phases(bool(bits.read(1)) if self.lean else False)
-            peaked = self.peaked and bool(bits.read(1))
+            phases = self.phases(flag("split") if self.lean else False)
+            peaked = self.peaked and flag("peaked")
             for phase in phases:
                 group = self.group(known, plane, phase)
                 peak = 0
-                if self.lean:
+                if self.adaptive:
+                    weights, alpha, beta, peak = self._decode_group(bits, decoder, family, group.features.shape[1],
+                                                                    peaked)
+                elif self.lean:
                     weights, alpha, beta, peak = _read_group(bits, group.features.shape[1], self.escape, peaked,
                                                              self.compact)
                 else:
@@ -384,6 +433,20 @@ class _ContextCoder:
         if trailing:
             raise EntropyError("side information has trailing bytes")
         return known
+
+    def _read_flag(self, bits: BitReader, decoder, family, name: str) -> bool:
+        if self.adaptive:
+            return bool(self.side.flags[name].decode(decoder, family, EntropyError))
+        return bool(bits.read(1))
+
+    def _decode_group(self, bits: BitReader, decoder, family, count: int, peaked: bool
+                      ) -> tuple[np.ndarray, int, int, int]:
+        weighted = self.side.flags["weights"].decode(decoder, family, EntropyError)
+        weights = _read_weights(bits, count) if weighted else [0] * count
+        alpha = self.side.alpha.decode(decoder, family, EntropyError)
+        beta = self.side.beta.decode(decoder, family, EntropyError)
+        peak = self.side.peak.decode(decoder, family, EntropyError) if peaked else 0
+        return np.array(weights, np.int64), alpha, beta, peak
 
     def _decode_values(self, decoder, family, base: np.ndarray, frac: np.ndarray, scale: np.ndarray,
                        peak: int) -> np.ndarray:
@@ -476,19 +539,27 @@ def _bits_stack(levels: int, peaks: tuple[int, ...]) -> np.ndarray:
 
 
 def _fit_scale_rule(residual: np.ndarray, buckets: np.ndarray, levels: int, peaks=(0,),
-                    priced_rule: bool = False) -> tuple[int, int, int, float]:
+                    rule_bits: np.ndarray | None = None, peak_bits: np.ndarray | None = None
+                    ) -> tuple[int, int, int, float]:
     """(alpha, beta, peak) minimising the estimated code length of the residuals, and that length in bits;
-    with ``priced_rule`` (coder 6) plus the bits that send the rule and the peak."""
+    plus, where given (coder 6 on), the bits that send the rule (``rule_bits[beta, alpha]``) and the peak."""
     dist = np.minimum(np.abs(residual), levels - 1)
     hist = np.bincount(buckets * levels + dist, minlength=BUCKETS * levels).reshape(BUCKETS, levels)
     used = np.flatnonzero(hist.any(axis=1))  # empty buckets add nothing to any rule's cost
     cost = hist[used] @ _bits_stack(levels, peaks)  # (peaks, used buckets, SCALES)
     index = _RULE_SCALES[:, :, used] + np.arange(len(used)) * SCALES
     totals = cost.reshape(len(peaks), -1)[:, index].sum(axis=3)  # (peak, beta, alpha)
-    if priced_rule:
-        totals = totals + _RULE_BITS[None] + np.where(np.array(peaks) > 0, PEAK_BITS, 0)[:, None, None]
+    if rule_bits is not None:
+        totals = totals + rule_bits[None] + np.asarray(peak_bits)[list(peaks)][:, None, None]
     p, beta, alpha = np.unravel_index(int(np.argmin(totals)), totals.shape)
     return int(alpha), int(beta), peaks[p], float(totals[p, beta, alpha])
+
+
+def _side_model() -> SideModel:
+    """Coder 7's models, each starting from the shape of coder 6's code for its field."""
+    peak_lengths = np.where(np.arange(len(PEAKS)) > 0, 1 + PEAK_BITS, 1)
+    return SideModel(_golomb_bits(np.arange(SCALES), ALPHA_ORDER), _golomb_bits(np.arange(MAX_BETA + 1), BETA_ORDER),
+                     peak_lengths)
 
 
 def _pack_group(weights: np.ndarray, alpha: int, beta: int) -> bytes:

@@ -28,8 +28,8 @@ def test_odd_shapes_and_alphabets(shape):
     rng = np.random.default_rng(0)
     for levels in (2, 17, 256, 4096):
         symbols = rng.integers(0, levels, shape).astype(np.int32)
-        for coder in (entropy.CONTEXT, entropy.CONTEXT_V5, entropy.CONTEXT_V4, entropy.CONTEXT_V3, entropy.CONTEXT_V1,
-                      entropy.LZMA):
+        for coder in (entropy.CONTEXT, entropy.CONTEXT_V6, entropy.CONTEXT_V5, entropy.CONTEXT_V4, entropy.CONTEXT_V3,
+                      entropy.CONTEXT_V1, entropy.LZMA):
             data = entropy.encode(symbols, levels, coder)
             assert np.array_equal(entropy.decode(data, shape, levels, coder), symbols)
 
@@ -49,10 +49,10 @@ def test_a_smooth_plane_codes_its_first_quarter_as_a_checkerboard_of_its_own():
     smooth = sum(np.roll(smooth, (dy, dx), axis=(1, 2)) for dy in range(-3, 4) for dx in range(-3, 4)) / 49
     plane = np.clip(np.rint((smooth - smooth.min()) / np.ptp(smooth) * 63), 0, 63).astype(np.int32)
     symbols = np.concatenate([plane, rng.integers(30, 34, plane.shape)])  # and a noisy plane after it
-    lean, v1 = (entropy.encode(symbols, 64, coder) for coder in (entropy.CONTEXT, entropy.CONTEXT_V1))
-    assert np.array_equal(entropy.decode(lean, symbols.shape, 64), symbols)
+    lean, v1 = (entropy.encode(symbols, 64, coder) for coder in (entropy.CONTEXT_V6, entropy.CONTEXT_V1))
+    assert np.array_equal(entropy.decode(lean, symbols.shape, 64, entropy.CONTEXT_V6), symbols)
     _, start = read_varint(lean, 0, entropy.EntropyError)
-    assert (lean[start] >> 6) & 3 == 1  # the first plane's flags: not flat, split
+    assert (lean[start] >> 6) & 3 == 1  # the first plane's flags in coder 6's bit stream: not flat, split
     alone = [len(entropy.encode(plane, 64, coder)) for coder in (entropy.CONTEXT, entropy.CONTEXT_V1)]
     assert alone[0] < 0.85 * alone[1] and len(lean) < len(v1)
 
@@ -101,8 +101,8 @@ def test_coder_6_sends_about_a_third_of_the_side_information_of_coder_5(sd3_band
     flat planes, says in one bit whether a group has weights, and sends the scale rule in Exp-Golomb codes (priced
     when it is chosen). The symbols' code is about the same."""
     q = sd3_bands
-    new, old = (entropy.encode(q.symbols, q.levels, coder) for coder in (entropy.CONTEXT, entropy.CONTEXT_V5))
-    assert np.array_equal(entropy.decode(new, q.symbols.shape, q.levels), q.symbols)
+    new, old = (entropy.encode(q.symbols, q.levels, coder) for coder in (entropy.CONTEXT_V6, entropy.CONTEXT_V5))
+    assert np.array_equal(entropy.decode(new, q.symbols.shape, q.levels, entropy.CONTEXT_V6), q.symbols)
     assert np.array_equal(entropy.decode(old, q.symbols.shape, q.levels, entropy.CONTEXT_V5), q.symbols)
     side = [read_varint(data, 0, entropy.EntropyError)[0] for data in (new, old)]
     assert side[0] < 0.45 * side[1], side  # 237 bytes against 657
@@ -114,13 +114,38 @@ def test_coder_6_sends_about_a_third_of_the_side_information_of_coder_5(sd3_band
     assert misread is None or not np.array_equal(misread, q.symbols)
 
 
-def test_flat_planes_cost_a_bit_each():
+def test_flat_planes_cost_a_bit_each_in_coder_6():
     symbols = np.full((8, 24, 24), 16, np.int32)
     symbols[3, 5, 7] = 17
-    data = entropy.encode(symbols, 33)
-    assert np.array_equal(entropy.decode(data, symbols.shape, 33), symbols)
-    flat = entropy.encode(np.delete(symbols, 3, axis=0), 33)
+    data = entropy.encode(symbols, 33, entropy.CONTEXT_V6)
+    assert np.array_equal(entropy.decode(data, symbols.shape, 33, entropy.CONTEXT_V6), symbols)
+    flat = entropy.encode(np.delete(symbols, 3, axis=0), 33, entropy.CONTEXT_V6)
     assert read_varint(flat, 0, entropy.EntropyError)[0] == 1  # seven bits: seven flat planes
+
+
+def test_coder_7_codes_the_side_information_in_the_range_coder_and_learns_it(sd3_bands):
+    """Coder 7 codes coder 6's fields with models that learn each blob's skew (most groups at 3 levels send
+    alpha 0, no weights, the largest peak): only the rare weights stay in the bit stream, and the blob shrinks by
+    more than a third of coder 6's side information; the symbols' code is the same."""
+    q = sd3_bands
+    new, old = (entropy.encode(q.symbols, q.levels, coder) for coder in (entropy.CONTEXT, entropy.CONTEXT_V6))
+    assert np.array_equal(entropy.decode(new, q.symbols.shape, q.levels), q.symbols)
+    side = [read_varint(data, 0, entropy.EntropyError)[0] for data in (new, old)]
+    assert side[0] < 0.3 * side[1], side
+    assert len(old) - len(new) > 0.35 * side[1], (len(new), len(old), side)
+    try:  # coder 6 reads coder 7's fields as others
+        misread = entropy.decode(new, q.symbols.shape, q.levels, entropy.CONTEXT_V6)
+    except entropy.EntropyError:
+        misread = None
+    assert misread is None or not np.array_equal(misread, q.symbols)
+
+
+def test_flat_planes_cost_little_in_coder_7():
+    flat = np.full((64, 24, 24), 16, np.int32)
+    assert len(entropy.encode(flat, 33)) <= 1 + 8  # no side stream, one or two words of range code
+    symbols = flat.copy()
+    symbols[3, 5, 7] = 17
+    assert np.array_equal(entropy.decode(entropy.encode(symbols, 33), symbols.shape, 33), symbols)
 
 
 def test_constant_plane_costs_almost_nothing():
@@ -133,8 +158,8 @@ def test_out_of_range_symbols_are_refused():
         entropy.encode(np.array([[[32]]]), 32)
 
 
-@pytest.mark.parametrize("coder", [entropy.CONTEXT, entropy.CONTEXT_V5, entropy.CONTEXT_V4, entropy.CONTEXT_V3,
-                                   entropy.CONTEXT_V1])
+@pytest.mark.parametrize("coder", [entropy.CONTEXT, entropy.CONTEXT_V6, entropy.CONTEXT_V5, entropy.CONTEXT_V4,
+                                   entropy.CONTEXT_V3, entropy.CONTEXT_V1])
 def test_garbage_payload_raises_entropy_error_or_decodes_in_range(coder):
     rng = np.random.default_rng(1)
     for n in range(0, 64, 7):
