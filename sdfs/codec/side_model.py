@@ -28,24 +28,31 @@ class AdaptiveModel:
         weights = [1 << int(lengths.max() - length) for length in lengths]
         total = sum(weights)
         self.counts = np.array([max(1, w * prior * INCREMENT // total) for w in weights], np.int64)
+        self._bits: np.ndarray | None = None
 
     def probabilities(self) -> np.ndarray:
         return self.counts / self.counts.sum()
 
     def bits(self) -> np.ndarray:
-        """What each value costs now, in bits (the encoder's prices)."""
-        return -np.log2(self.probabilities())
+        """What each value costs now, in bits (the encoder's prices; asked for a dozen times a group)."""
+        if self._bits is None:
+            self._bits = -np.log2(self.probabilities())
+        return self._bits
+
+    def _count(self, value: int) -> None:
+        self.counts[value] += INCREMENT
+        self._bits = None
 
     def encode(self, coder, family, value: int) -> None:
         coder.encode(np.array([value], np.int32), family, self.probabilities()[None])
-        self.counts[value] += INCREMENT
+        self._count(value)
 
     def decode(self, decoder, family, error: type[Exception]) -> int:
         try:
             value = int(decoder.decode(family, self.probabilities()[None])[0])
         except Exception as exc:  # constriction raises plain errors on exhausted input
             raise error(f"range-coded side information corrupt: {exc}") from None
-        self.counts[value] += INCREMENT
+        self._count(value)
         return value
 
 
