@@ -81,6 +81,8 @@ NO_PREDICTION = (1 << SHIFT_BITS) - 1  # coder 4: in the precision field, "all w
 # Laplace). Each is exact in binary, so every machine builds the same tables.
 PEAKS = (1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 24.0, 32.0, 48.0, 64.0, 96.0, 128.0, 192.0, 256.0)
 PEAK_BITS = 4  # after a one-bit flag: the index into PEAKS[1:]
+# coder 6: what each peak adds to a group's side information (the flag bit is paid by every group of the plane)
+_PEAK_EXTRA_BITS = np.where(np.arange(len(PEAKS)) > 0, PEAK_BITS, 0)
 ALPHA_ORDER, BETA_ORDER = 0, 1  # coder 6: the Exp-Golomb orders of a group's scale rule (coder 7: its prior)
 
 
@@ -372,7 +374,7 @@ class _ContextCoder:
         if self.adaptive:
             return self.side.rule_bits(), self.side.peak.bits()
         if self.compact:
-            return _RULE_BITS, np.where(np.arange(len(PEAKS)) > 0, PEAK_BITS, 0)
+            return _RULE_BITS, _PEAK_EXTRA_BITS
         return None, None
 
     def estimated_bits(self, target: np.ndarray, base: np.ndarray, frac: np.ndarray, scale: np.ndarray,
@@ -557,9 +559,8 @@ def _fit_scale_rule(residual: np.ndarray, buckets: np.ndarray, levels: int, peak
 
 def _side_model() -> SideModel:
     """Coder 7's models, each starting from the shape of coder 6's code for its field."""
-    peak_lengths = np.where(np.arange(len(PEAKS)) > 0, 1 + PEAK_BITS, 1)
     return SideModel(_golomb_bits(np.arange(SCALES), ALPHA_ORDER), _golomb_bits(np.arange(MAX_BETA + 1), BETA_ORDER),
-                     peak_lengths)
+                     1 + _PEAK_EXTRA_BITS)
 
 
 def _pack_group(weights: np.ndarray, alpha: int, beta: int) -> bytes:
