@@ -140,3 +140,16 @@ def test_ssimulacra2_against_a_fixed_reference_equals_the_package():
     for quality in (5, 50, 90):
         distorted = decode_avif(encode_avif(original, quality)).pixels
         assert reference.score(distorted) == pytest.approx(ssimulacra2(original.pixels, distorted), abs=1e-9)
+
+
+def test_an_avif_that_only_the_slower_reencode_brings_under_the_latent_is_stored():
+    image, original = crop("kodim23.png", 160, 288)
+    guard = QualityGuard(QualityFloor.parse("psnr:33"))
+    judge = guard.floor.scorer(image.rgb())
+    searched = guard._smallest_avif(image, judge, len(original))
+    slower = guard._slower(image, judge, *searched)[0]
+    assert len(slower) < len(searched[0])
+    # a latent that meets the floor and lies between the two sizes: the search's own find is larger
+    latent = b"\0" * ((len(slower) + len(searched[0])) // 2)
+    choice = QualityGuard(QualityFloor.parse("psnr:33")).choose(image, original, latent, image)
+    assert choice.kind == AVIF and choice.data == slower and len(choice.data) < len(latent)
