@@ -2,9 +2,9 @@
 
     SDFS_SHARED=../shared HF_HUB_CACHE=../shared/hf/hub HF_HUB_OFFLINE=1 \
         .venv/bin/python benchmarks/device_cost.py [--efforts 0,1,2,3] [--cpu-efforts 0] \
-        [--model madebyollin/taesd3 --levels 6]
+        [--model madebyollin/taesd --levels 32]
 
-For each device: the codec (TAESD at 5 bits, or the given model at the given levels per value)
+For each device: the codec (the default model at its family's default rate, or the given model and levels)
 encodes and decodes kodim01 alone and the first 8 Kodak images as one batch (best of 3, model
 loaded and warmed up), then encodes kodim01 at each encoder effort. On a GPU it also runs the
 float32 model, to show what float16 costs in quality.
@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sdfs.codec import Codec, CodecConfig, load_model, read_image
+from sdfs.codec import DEFAULT_MODEL, Codec, CodecConfig, load_model, read_image
 from sdfs.metrics import psnr
 
 SHARED = Path(os.environ.get("SDFS_SHARED", Path(__file__).resolve().parents[2] / "shared"))
@@ -40,7 +40,7 @@ def best_of(runs: int, fn) -> float:
 def measure(device: str, dtype: torch.dtype | None, efforts: list[int], images: list, runs: int,
             model_name: str, levels: int | None) -> dict:
     model = load_model(model_name, device=device, dtype=dtype)
-    codec = Codec(model, CodecConfig(bits=5, levels=levels))
+    codec = Codec(model, CodecConfig(levels=levels))
     one, batch = images[:1], images
     mp_one = one[0].width * one[0].height / 1e6
     mp_batch = sum(i.width * i.height for i in batch) / 1e6
@@ -55,7 +55,7 @@ def measure(device: str, dtype: torch.dtype | None, efforts: list[int], images: 
         "blobs": blobs,
     }
     for effort in efforts:
-        refined = Codec(model, CodecConfig(bits=5, levels=levels, effort=effort))
+        refined = Codec(model, CodecConfig(levels=levels, effort=effort))
         row[f"encode, effort {effort}"] = best_of(1 if effort else runs, lambda c=refined: c.encode_batch(one)) / mp_one
     return row
 
@@ -65,8 +65,8 @@ def main() -> None:
     parser.add_argument("--efforts", default="1,2,3", help="encoder efforts timed on the GPU")
     parser.add_argument("--cpu-efforts", default="", help="encoder efforts timed on the CPU (slow: ~100 s/MP each)")
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--model", default="madebyollin/taesd")
-    parser.add_argument("--levels", type=int, help="levels per latent value (default: 5 bits)")
+    parser.add_argument("--model", default=DEFAULT_MODEL)
+    parser.add_argument("--levels", type=int, help="levels per latent value (default: the family's, codec.DEFAULT_LEVELS)")
     args = parser.parse_args()
     parse = lambda text: [int(e) for e in text.split(",") if e]
     images = [read_image(p) for p in sorted(KODAK.glob("*.png"))[:8]]
@@ -78,7 +78,7 @@ def main() -> None:
         name = torch.cuda.get_device_name()
     else:
         name = "no GPU"
-    rate = f"{args.levels} levels" if args.levels else "5 bits"
+    rate = f"{args.levels} levels" if args.levels else "its family's default levels"
     print(f"seconds per megapixel, {args.model} {rate}, Kodak 768x512; CPU: {os.cpu_count()} cores "
           f"(torch {torch.get_num_threads()} threads); GPU: {name}")
     names = list(columns)

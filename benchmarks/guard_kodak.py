@@ -1,7 +1,7 @@
 """The quality guard on the Kodak set: what it stores per image, at what size and score, and at what cost.
 
     HF_HUB_CACHE=../shared/hf/hub HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/guard_kodak.py \
-        [--floor ssimulacra2:30] [--limit N] [--effort N] [--device cuda] [--csv benchmarks/results/guard_kodak.csv]
+        [--floor ssimulacra2:30] [--model M] [--bits N | --levels N] [--limit N] [--effort N] [--device cuda] [--csv benchmarks/results/guard_kodak.csv]
 
 Faces (kodim04, 15, 18) and text (kodim03, 08, 10, 14) are the images latents are known to fail on;
 the table marks them. docs/BENCHMARKS.md quotes the output.
@@ -30,15 +30,18 @@ def main() -> None:
     parser.add_argument("--limit", type=int)
     parser.add_argument("--model", default="madebyollin/taesd")
     parser.add_argument("--bits", type=int, default=5)
+    parser.add_argument("--levels", type=int, help="levels per latent value, instead of --bits (sd3: 6, 8)")
     parser.add_argument("--effort", type=int, default=0, choices=range(5))
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--csv", type=Path)
     args = parser.parse_args()
     files = sorted((SHARED / "data" / "kodak").glob("*.png"))[: args.limit]
-    codec = Codec.from_pretrained(args.model, device=args.device, bits=args.bits, effort=args.effort)
+    codec = Codec.from_pretrained(args.model, device=args.device, bits=args.bits, levels=args.levels,
+                                 effort=args.effort)
     guard = QualityGuard(QualityFloor.parse(args.floor))
     rows = [measure(codec, guard, path) for path in files]
-    print(f"quality guard, floor {args.floor}, {args.model} at {args.bits} bits, effort {args.effort}, "
+    rate = f"{args.levels} levels" if args.levels else f"{args.bits} bits"
+    print(f"quality guard, floor {args.floor}, {args.model} at {rate}, effort {args.effort}, "
           f"{len(rows)} Kodak images, device {codec.model.device}")
     print(f"{'image':8s} {'tag':4s} {'latent B':>8s} {'score':>6s} {'avif B':>7s} {'score':>6s} {'q':>3s} {'sp':>2s} "
           f"{'stored':>8s} {'bytes':>7s} {'bpp':>6s} {'s':>5s}")

@@ -71,7 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     enc = sub.add_parser("encode", help="encode images to .sdl blobs")
     enc.add_argument("inputs", nargs="+", type=Path, help="image files or folders")
     enc.add_argument("-o", "--output", type=Path, required=True, help="output file, or folder for many inputs")
-    enc.add_argument("--bits", type=int, default=5, help="bits per latent value, uniform quantiser (2..8)")
+    enc.add_argument("--bits", type=int, help="bits per latent value, uniform quantiser (2..8); default: the "
+                     "model's family's rate (sd3: 8 levels, sd1: 5 bits)")
     enc.add_argument("--levels", type=int,
                      help="levels per latent value (2..256) instead of 2^bits: rates between bits")
     enc.add_argument("--quantizer", choices=("uniform", "palette"), default="uniform")
@@ -131,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("store")
     exp.add_argument("dest", type=Path)
     exp.add_argument("--format", choices=("png", "jpeg", "webp", "avif"), default="png")
-    _add_model_options(exp, model_default=None)
+    _add_model_options(exp, store_decides=True)
     exp.set_defaults(run=run_export)
 
     sts = sub.add_parser("stats", help="files, bytes stored against original bytes, codec mix, queue")
@@ -143,8 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="sdfs against JPEG, WebP, AVIF and JPEG XL at equal bytes (needs the [bench] extra)")
     bench.add_argument("folder", type=Path, help="folder of test images (e.g. the Kodak set)")
-    bench.add_argument("--bits", default="3,4,5,6", help="sdfs rate points: comma-separated bits; NL is N levels "
-                       "(5L); BITS@SCALE codes the photo shrunk by SCALE (4@0.75, 5L@0.75)")
+    bench.add_argument("--bits", help="sdfs rate points: comma-separated bits; NL is N levels (5L); BITS@SCALE codes "
+                       "the photo shrunk by SCALE (4@0.75, 5L@0.75); default: the family's (sd3: 3L,4L,6L,8L, "
+                       "sd1: 3,4,5,6)")
     bench.add_argument("--effort", type=int, default=0, choices=range(5))
     bench.add_argument("--codecs", default="jpeg,webp,avif,jxl", help="conventional codecs: jpeg, webp, avif, jxl")
     bench.add_argument("--metrics", default="psnr,msssim,ssimulacra2")
@@ -172,14 +174,15 @@ def _add_new_store_options(p: argparse.ArgumentParser) -> None:
                         "whose METRIC (ssimulacra2, psnr, msssim) reaches SCORE; 'off' stores latents only. "
                         "New stores default to ssimulacra2:30; given for an existing store, it changes the "
                         "store's floor for files encoded from then on")
-    _add_model_options(p, model_default=None)
+    _add_model_options(p, store_decides=True)
 
 
-def _add_model_options(p: argparse.ArgumentParser, model_default: str | None = "madebyollin/taesd") -> None:
+def _add_model_options(p: argparse.ArgumentParser, store_decides: bool = False) -> None:
+    from .codec import DEFAULT_MODEL
     from .codec.images import DEFAULT_MAX_PIXELS
 
-    p.add_argument("--model", default=model_default,
-                   help="hub id, diffusers folder, or vae_approx encoder/decoder file (default madebyollin/taesd, "
+    p.add_argument("--model", default=None if store_decides else DEFAULT_MODEL,
+                   help=f"hub id, diffusers folder, or vae_approx encoder/decoder file (default {DEFAULT_MODEL}, "
                         "or the store's own model)")
     p.add_argument("--family", choices=("sd1", "sdxl", "sd3", "flux"), help="latent family, when the model name does not say")
     p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps")
@@ -432,11 +435,11 @@ def run_stats(args) -> int:
 
 
 def run_models(args) -> int:
-    from .codec.models import cached_models
+    from .codec.models import DEFAULT_MODEL, cached_models
 
     models = cached_models()
     if not models:
-        print("no SD VAE in the Hugging Face cache; sdfs downloads madebyollin/taesd on first use, or pass --model PATH")
+        print(f"no SD VAE in the Hugging Face cache; sdfs downloads {DEFAULT_MODEL} on first use, or pass --model PATH")
         return 0
     for m in models:
         print(f"{m['id']:40s} {m['class']:16s} family {m['family']:5s} {human_bytes(m['bytes']):>9s}  {m['path']}")
@@ -453,7 +456,8 @@ def run_bench(args) -> int:
         raise FileNotFoundError(f"{args.folder}: no images")
     bench.check_codecs(args.codecs.split(","))
     model = load_model(args.model, device=args.device, family=args.family)
-    codecs = bench.codecs_for(model, args.bits.split(","), args.effort)
+    points = args.bits or bench.DEFAULT_POINTS.get(model.family.name, bench.DEFAULT_POINTS["sd1"])
+    codecs = bench.codecs_for(model, points.split(","), args.effort)
     partial = bench.PartialRows(args.out / "results.partial.csv")
     with _progress(2 * len(files), "img") as bar:
         rows = bench.run(files, codecs, args.codecs.split(","), args.metrics.split(","), args.jobs, bar.update,

@@ -22,13 +22,17 @@ class MountError(RuntimeError):
     pass
 
 
+# stores made before sdfs recorded each new store's rate were made at 5 bits when none was given
+UNRECORDED_BITS = 5
+
+
 def open_codec_for_store(store: Store, model: str | None, device: str, family: str | None, config: dict):
     """Load the codec a store was made with, or record this one for a new store.
 
     A store remembers its latent family; a model of another family is refused. ``config`` may
     carry ``quality_floor``: the default for a new store, a change for an existing one.
     """
-    from .codec import Codec, CodecConfig, load_model
+    from .codec import DEFAULT_MODEL, Codec, CodecConfig, load_model
     from .guard import DEFAULT_FLOOR, QualityFloor
 
     config = dict(config)
@@ -36,22 +40,37 @@ def open_codec_for_store(store: Store, model: str | None, device: str, family: s
     if floor is not None:
         floor = str(QualityFloor.parse(floor) or "off")
     settings = store.settings
-    chosen = model or settings.get("model") or "madebyollin/taesd"
+    chosen = model or settings.get("model") or DEFAULT_MODEL
     latent_model = load_model(chosen, device=device, family=family)
     if settings.get("family") and settings["family"] != latent_model.family.name:
         raise MountError(f"{store.path} holds {settings['family']} latents (made with {settings.get('model')}); "
                          f"{chosen} reads {latent_model.family.name} latents and cannot decode them")
     if settings.get("family"):
-        codec_settings = settings.get("codec", {})
+        codec_settings = _recorded_rate(settings.get("codec", {}))
         if floor is not None and floor != settings.get("quality_floor", "off"):
             log.info("%s: quality floor %s from now on (was %s)", store.path, floor,
                      settings.get("quality_floor", "off"))
             store.update_settings({"quality_floor": floor})
     else:
-        codec_settings = {k: v for k, v in config.items() if v is not None}
+        codec_settings = _new_store_rate({k: v for k, v in config.items() if v is not None}, latent_model.family.name)
         store.update_settings({"family": latent_model.family.name, "model": chosen, "codec": codec_settings,
                                "quality_floor": floor or DEFAULT_FLOOR})
     return Codec(latent_model, CodecConfig(**codec_settings))
+
+
+def _recorded_rate(codec_settings: dict) -> dict:
+    if "bits" in codec_settings or "levels" in codec_settings:
+        return codec_settings
+    return {**codec_settings, "bits": UNRECORDED_BITS}
+
+
+def _new_store_rate(codec_settings: dict, family: str) -> dict:
+    """A new store records its rate, so that it keeps it whatever later versions default to."""
+    from .codec import Codec, CodecConfig
+
+    if "bits" in codec_settings or "levels" in codec_settings:
+        return codec_settings
+    return {**codec_settings, "levels": Codec.levels_for(family, CodecConfig())}
 
 
 def guard_for_store(store: Store):

@@ -18,7 +18,7 @@ from .container import Blob, ContainerError
 from .images import DEFAULT_MAX_PIXELS, ImageData, pad_offsets, pad_to_multiple, padded_size, read_image, rgb_to_grey
 from .models import DEFAULT_MODEL, LatentModel, load_model
 from .optimize import RATE_WEIGHT, STRUCTURE_WEIGHT, Objective, RefineReport, refine, steps_for_effort
-from .quant import PALETTE, QuantError, QuantizedLatent, make_quantizer, symbol_shape
+from .quant import PALETTE, QuantError, QuantizedLatent, UniformQuantizer, make_quantizer, symbol_shape
 from .rotations import NO_ROTATION, rotation_for_family
 from .tiling import run_tiled
 
@@ -26,6 +26,10 @@ log = logging.getLogger(__name__)
 
 ImageInput = ImageData | bytes | str | Path
 MIN_SIDE = 64  # pixels: smaller images are mirrored up to this, since a 1x1 latent decodes poorly
+# levels per latent value where neither bits nor levels are given: about 0.24-0.32 bpp on Kodak.
+# sd3 has four times sd1's values per pixel but codes them as Haar bands (docs/BENCHMARKS.md);
+# flux has sd3's 16 channels and no rotation, so 3 bits is already 0.44 bpp.
+DEFAULT_LEVELS = {"sd1": 32, "sdxl": 32, "sd3": 8, "flux": 8}
 
 
 class CodecError(ValueError):
@@ -35,7 +39,7 @@ class CodecError(ValueError):
 @dataclass
 class CodecConfig:
     quantizer: str = "uniform"
-    bits: int = 5
+    bits: int | None = None  # uniform quantiser: 2**bits levels per value; neither this nor levels: DEFAULT_LEVELS
     levels: int | None = None  # uniform quantiser's levels per value (2..256): overrides bits, for rates between them
     palette_size: int = 256
     decorrelate: bool = True  # uniform: code the family's principal components where sdfs ships a rotation (sd3)
@@ -85,15 +89,24 @@ class Codec:
         if not 0 < self.config.scale <= 1:
             raise ValueError(f"scale must be in (0, 1], not {self.config.scale}")
         rotation = rotation_for_family(model.family.name) if self.config.decorrelate else NO_ROTATION
-        self.quantizer = make_quantizer(self.config.quantizer, self.config.bits, self.config.palette_size,
-                                        self.config.seed, self.config.levels, rotation, self.config.bands,
-                                        self.config.haar_levels)
+        self.quantizer = make_quantizer(self.config.quantizer, palette_size=self.config.palette_size,
+                                        seed=self.config.seed, levels=self.levels_for(model.family.name, self.config),
+                                        rotation=rotation, bands=self.config.bands, haar_levels=self.config.haar_levels)
         self.steps = steps_for_effort(self.config.effort)
         self.objective = Objective(self.config.structure_weight, self.config.rate_weight)
         self.last_reports: list[RefineReport] = []
         # called between refinement steps (a service yields the device to reads there)
         self.between_steps: Callable[[], None] | None = None
         self._foreign_decoders: set[str] = set()  # tuned decoders named by blobs that this model lacks, logged
+
+    @staticmethod
+    def levels_for(family: str, config: CodecConfig) -> int:
+        """The uniform quantiser's levels per value: the config's levels, else 2**bits, else the family's default."""
+        if config.levels is not None:
+            return config.levels
+        if config.bits is not None:
+            return UniformQuantizer(config.bits).levels  # says so if bits is not 2..8
+        return DEFAULT_LEVELS[family]
 
     @classmethod
     def from_pretrained(cls, model: str = DEFAULT_MODEL, device: str = "auto", family: str | None = None,

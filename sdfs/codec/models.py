@@ -24,7 +24,9 @@ import torch
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODEL = "madebyollin/taesd"
+# sd3 through sdfs's tuned TAESD3 pair: BD-rate against sd1 at its best, and 1.8 dB and 20 SSIMULACRA2
+# above it at sd1's default size (docs/BENCHMARKS.md, "sd3 as the default model")
+DEFAULT_MODEL = "madebyollin/taesd3"
 WEIGHTS = Path(__file__).with_name("weights")
 # family -> an encoder sdfs fine-tuned for that family's TAESD decoder (benchmarks/finetune_encoder.py)
 TUNED_ENCODERS = {"sd1": "taesd_encoder_sdfs_v3.safetensors", "sd3": "taesd3_encoder_sdfs_v7.safetensors"}
