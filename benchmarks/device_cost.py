@@ -53,6 +53,7 @@ def measure(device: str, dtype: torch.dtype | None, efforts: list[int], images: 
         "decode, batch of 8": best_of(runs, lambda: codec.decode_batch(blobs)) / mp_batch,
         "psnr": float(np.mean([psnr(i.rgb(), d.rgb()) for i, d in zip(batch, codec.decode_batch(blobs))])),
         "blobs": blobs,
+        "levels": codec.quantizer.levels,
     }
     for effort in efforts:
         refined = Codec(model, CodecConfig(levels=levels, effort=effort))
@@ -78,11 +79,11 @@ def main() -> None:
         name = torch.cuda.get_device_name()
     else:
         name = "no GPU"
-    rate = f"{args.levels} levels" if args.levels else "its family's default levels"
+    rate = f"{columns['CPU']['levels']} levels" + ("" if args.levels else " (its family's default)")
     print(f"seconds per megapixel, {args.model} {rate}, Kodak 768x512; CPU: {os.cpu_count()} cores "
           f"(torch {torch.get_num_threads()} threads); GPU: {name}")
     names = list(columns)
-    steps = [k for k in dict.fromkeys(k for c in columns.values() for k in c) if k not in ("psnr", "blobs")]
+    steps = [k for k in dict.fromkeys(k for c in columns.values() for k in c) if k not in ("psnr", "blobs", "levels")]
     print(f"{'step':28s}" + "".join(f"{n:>12s}" for n in names) + "".join(f"{'CPU/' + n:>14s}" for n in names[1:]))
     for step in steps:
         cells = [columns[n].get(step) for n in names]

@@ -16,7 +16,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from sdfs.codec import Codec, read_image
+from sdfs.codec import DEFAULT_MODEL, Codec, read_image
 from sdfs.guard import DEFAULT_FLOOR, QualityFloor, QualityGuard, encode_images
 
 SHARED = Path(os.environ.get("SDFS_SHARED", Path(__file__).resolve().parents[2] / "shared"))
@@ -28,9 +28,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--floor", default=DEFAULT_FLOOR)
     parser.add_argument("--limit", type=int)
-    parser.add_argument("--model", default="madebyollin/taesd")
-    parser.add_argument("--bits", type=int, default=5)
-    parser.add_argument("--levels", type=int, help="levels per latent value, instead of --bits (sd3: 6, 8)")
+    parser.add_argument("--model", default=DEFAULT_MODEL)
+    parser.add_argument("--bits", type=int, help="bits per latent value (default: the family's rate)")
+    parser.add_argument("--levels", type=int, help="levels per latent value, instead of --bits")
     parser.add_argument("--effort", type=int, default=0, choices=range(5))
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--csv", type=Path)
@@ -40,7 +40,7 @@ def main() -> None:
                                  effort=args.effort)
     guard = QualityGuard(QualityFloor.parse(args.floor))
     rows = [measure(codec, guard, path) for path in files]
-    rate = f"{args.levels} levels" if args.levels else f"{args.bits} bits"
+    rate = f"{codec.quantizer.levels} levels"
     print(f"quality guard, floor {args.floor}, {args.model} at {rate}, effort {args.effort}, "
           f"{len(rows)} Kodak images, device {codec.model.device}")
     print(f"{'image':8s} {'tag':4s} {'latent B':>8s} {'score':>6s} {'avif B':>7s} {'score':>6s} {'q':>3s} {'sp':>2s} "
