@@ -456,7 +456,7 @@ def run_bench(args) -> int:
         raise FileNotFoundError(f"{args.folder}: no images")
     bench.check_codecs(args.codecs.split(","))
     model = load_model(args.model, device=args.device, family=args.family)
-    points = args.bits or bench.DEFAULT_POINTS.get(model.family.name, bench.DEFAULT_POINTS["sd1"])
+    points = args.bits or bench.DEFAULT_POINTS[model.family.name]
     codecs = bench.codecs_for(model, points.split(","), args.effort)
     partial = bench.PartialRows(args.out / "results.partial.csv")
     with _progress(2 * len(files), "img") as bar:
