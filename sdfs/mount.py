@@ -58,17 +58,19 @@ def open_codec_for_store(store: Store, model: str | None, device: str, family: s
     return Codec(latent_model, CodecConfig(**codec_settings))
 
 
+def _has_rate(codec_settings: dict) -> bool:
+    return "bits" in codec_settings or "levels" in codec_settings
+
+
 def _recorded_rate(codec_settings: dict) -> dict:
-    if "bits" in codec_settings or "levels" in codec_settings:
-        return codec_settings
-    return {**codec_settings, "bits": UNRECORDED_BITS}
+    return codec_settings if _has_rate(codec_settings) else {**codec_settings, "bits": UNRECORDED_BITS}
 
 
 def _new_store_rate(codec_settings: dict, family: str) -> dict:
     """A new store records its rate, so that it keeps it whatever later versions default to."""
     from .codec import Codec, CodecConfig
 
-    if "bits" in codec_settings or "levels" in codec_settings:
+    if _has_rate(codec_settings):
         return codec_settings
     return {**codec_settings, "levels": Codec.levels_for(family, CodecConfig())}
 
