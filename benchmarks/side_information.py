@@ -66,7 +66,8 @@ def main() -> None:
         latent = Codec(model)._encode_tensors([x])[0]
         for point in points:
             for name, coder in coders.items():
-                blobs[point, name].append(Codec(model, point_config(point, coder))._finish_encode(image, image, x, latent))
+                codec = Codec(model, point_config(point, coder))
+                blobs[point, name].append(codec._finish(codec._code(image, image, x, latent))[0])
     print(f"{len(files)} Kodak images (crop {args.crop or 'none'}), {args.model}, effort 0: mean bytes per blob "
           f"(bpp), side information's share of the payload")
     for point in points:

@@ -1,9 +1,12 @@
 """The quality guard: per image, store the smallest of {latent, AVIF, original file} that meets the floor.
 
 Latents fail on faces, small text and graphics, and at equal bytes AVIF usually looks better
-(docs/BENCHMARKS.md). The guard measures the decoded latent against the original with the
-store's metric; AVIF is searched for the lowest quality that still meets the floor; the original
-file always meets it. Whatever is chosen is never larger than the original file.
+(docs/BENCHMARKS.md). AVIF is searched for the lowest quality that still meets the floor; the
+original file always meets it. The latent is judged by the store's metric on the picture a read
+of it gives, but only where it could be the smallest: a coded latent's size before its restoration
+filter bounds its blob's from below, and where AVIF or the original is smaller than that, the
+filter's fit (a decode) and the judging are skipped. Whatever is chosen is never larger than the
+original file.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import Callable, Sequence
 import numpy as np
 from PIL import Image
 
-from .codec import Codec, ImageData
+from .codec import Codec, CodedLatent, ImageData
 from .metrics import METRICS, scorer
 
 log = logging.getLogger(__name__)
@@ -28,9 +31,6 @@ AVIF_SPEED = 6  # the search's probes
 # the quality found is re-encoded slower, one or two steps lower where that still meets the floor:
 # 4.2 % fewer bytes at the default floor on Kodak for ~1 s more per probe per 0.4 MP (docs/BENCHMARKS.md)
 AVIF_FINAL_SPEED = 5
-# the search looks for AVIF up to this much larger than the smallest other candidate: the slower re-encode
-# of its find is up to 13 % smaller (4.2 % on average on Kodak, benchmarks/guard_avif_speed.py)
-SLOWER_REENCODE_ALLOWANCE = 1.15
 # full-resolution chroma: SSIMULACRA2 weighs colour detail, and at the default floor Kodak needs
 # 1.7 % fewer bytes in 4:4:4 than in 4:2:0 (docs/BENCHMARKS.md)
 AVIF_SUBSAMPLING = "4:4:4"
@@ -84,42 +84,63 @@ class Choice:
     record: dict = field(default_factory=dict)  # floor, each candidate's bytes and score; kept on the inode
 
 
+@dataclass
+class Undecided:
+    """The guard's choice short of the latent, which may still beat it: ``fallback`` is the smallest other
+    candidate that meets the floor (and the record so far); ``QualityGuard.with_latent`` decides."""
+
+    fallback: Choice
+
+    @property
+    def size(self) -> int:
+        record = self.fallback.record
+        return record[ORIGINAL]["bytes"] if self.fallback.data is None else len(self.fallback.data)
+
+
 class QualityGuard:
     def __init__(self, floor: QualityFloor | None, quality_hint: int = 50) -> None:
         self.floor = floor
         self.quality_hint = quality_hint
 
-    def wants_decoded_latent(self, latent: bytes | None, original: bytes) -> bool:
-        return self.floor is not None and latent is not None and len(latent) < len(original)
-
     def choose(self, image: ImageData, original: bytes, latent: bytes | None, decoded: ImageData | None) -> Choice:
-        """The smallest stored form of ``image`` that meets the floor.
+        """The smallest stored form of ``image`` that meets the floor, given its finished latent (None if
+        encoding failed) and the picture a read of that latent gives."""
+        outcome = self.without_latent(image, original, None if latent is None else len(latent))
+        return self.with_latent(outcome, image, latent, decoded) if isinstance(outcome, Undecided) else outcome
 
-        ``latent`` is None if encoding failed; ``decoded`` is the latent decoded, wherever
-        ``wants_decoded_latent`` says the guard needs it."""
+    def without_latent(self, image: ImageData, original: bytes, latent_min: int | None) -> Choice | Undecided:
+        """The choice among AVIF and the original, or ``Undecided`` where a latent of at least ``latent_min`` bytes
+        (None: no latent) could still be smaller than the best of them."""
         record: dict = {ORIGINAL: {"bytes": len(original)}}
         candidates: list[tuple[int, str, bytes | None]] = [(len(original), ORIGINAL, None)]
-        if self.floor is None:
-            if latent is not None and len(latent) < len(original):
-                record[LATENT] = {"bytes": len(latent)}
-                return Choice(LATENT, latent, record)
-            return Choice(ORIGINAL, None, record)
-        record["floor"] = str(self.floor)
-        judge = self.floor.scorer(scoring_view(image.rgb()))
-        if self.wants_decoded_latent(latent, original):
-            score = judge(scoring_view(decoded.rgb()))
-            record[LATENT] = {"bytes": len(latent), "score": round(score, 2)}
-            if self.floor.met_by(score):
-                candidates.append((len(latent), LATENT, latent))
-        # the search probes at AVIF_SPEED; the slower re-encode of its find may still come in under a latent
-        limit = min(len(original), math.ceil(min(candidates)[0] * SLOWER_REENCODE_ALLOWANCE))
-        avif = self._smallest_avif(image, judge, limit) if image.alpha is None else None
-        if avif is not None:
-            data, quality, score, speed = self._slower(image, judge, *avif)
-            record[AVIF] = {"bytes": len(data), "score": round(score, 2), "quality": quality, "speed": speed}
-            candidates.append((len(data), AVIF, data))
-        _, kind, data = min(candidates, key=lambda c: c[0])
-        return Choice(kind, data, record)
+        if self.floor is not None:
+            record["floor"] = str(self.floor)
+            judge = self.floor.scorer(scoring_view(image.rgb()))
+            avif = self._smallest_avif(image, judge, len(original)) if image.alpha is None else None
+            if avif is not None:
+                data, quality, score, speed = self._slower(image, judge, *avif)
+                record[AVIF] = {"bytes": len(data), "score": round(score, 2), "quality": quality, "speed": speed}
+                candidates.append((len(data), AVIF, data))
+        size, kind, data = min(candidates, key=lambda c: c[0])
+        fallback = Choice(kind, data, record)
+        if latent_min is not None and latent_min < size:
+            return Undecided(fallback)
+        if latent_min is not None and self.floor is not None:
+            record[LATENT] = {"at_least": latent_min}  # never judged: it could not be the smallest
+        return fallback
+
+    def with_latent(self, undecided: Undecided, image: ImageData, latent: bytes | None,
+                    decoded: ImageData | None) -> Choice:
+        """The latent if it meets the floor (judged on ``decoded``) in fewer bytes than the fallback, else the fallback."""
+        fallback = undecided.fallback
+        if latent is None:
+            return fallback
+        entry = fallback.record[LATENT] = {"bytes": len(latent)}
+        if self.floor is not None:
+            entry["score"] = round(self.floor.scorer(scoring_view(image.rgb()))(scoring_view(decoded.rgb())), 2)
+            if not self.floor.met_by(entry["score"]):
+                return fallback
+        return Choice(LATENT, latent, fallback.record) if len(latent) < undecided.size else fallback
 
     def learn(self, choice: Choice) -> None:
         """Start the next AVIF search where this image's ended."""
@@ -200,56 +221,65 @@ def scoring_view(pixels: np.ndarray) -> np.ndarray:
 
 @dataclass
 class GuardTask:
-    """One image's guard work once the device part (encode, decode of the latent) is done: pure CPU,
-    picklable, so that a bulk import can run many in worker processes."""
+    """One image's guard work once its latent is coded on the device: pure CPU, picklable, so that a bulk
+    import can run many in worker processes. ``latent_min`` bounds the latent's blob from below (None: no latent)."""
 
     name: str
     image: ImageData
     original: bytes
-    latent: bytes | None
-    decoded: ImageData | None
+    latent_min: int | None
     error: str
     floor: QualityFloor | None
     quality_hint: int
 
 
 def prepare(codec: Codec, guard: QualityGuard, jobs: Sequence[tuple[str, ImageData, bytes]],
-            device: Callable[[], AbstractContextManager] = nullcontext) -> list[GuardTask]:
-    """The device part for (name, image, original file bytes) jobs: latents encoded as one batch,
-    then those the guard must judge decoded as one batch."""
+            device: Callable[[], AbstractContextManager] = nullcontext
+            ) -> tuple[list[GuardTask], list[CodedLatent | None]]:
+    """The device part for (name, image, original file bytes) jobs: latents encoded and coded as one batch, short of
+    their restoration filters (``settle`` fits those where a latent may be stored)."""
     images = [image for _, image, _ in jobs]
     with device():
         try:
-            latents: list[tuple[bytes | None, str]] = [(blob, "") for blob in codec.encode_batch(images)]
+            coded: list[tuple[CodedLatent | None, str]] = [(latent, "") for latent in codec.code_batch(images)]
         except Exception:  # noqa: BLE001 - one by one, so that a bad file names itself
-            latents = [_encode_one(codec, image) for image in images]
-    wanted = [i for i, ((_, _, original), (latent, _)) in enumerate(zip(jobs, latents))
-              if guard.wants_decoded_latent(latent, original)]
-    decoded: dict[int, ImageData | None] = {}
-    if wanted:
-        with device():
-            try:
-                decoded = dict(zip(wanted, codec.decode_batch([latents[i][0] for i in wanted])))
-            except Exception:  # noqa: BLE001 - a latent that will not decode is not stored
-                for i in wanted:
-                    decoded[i], error = _decode_one(codec, latents[i][0])
-                    if error:
-                        latents[i] = (None, error)
-    return [GuardTask(name, image, original, latent, decoded.get(i), error, guard.floor, guard.quality_hint)
-            for i, ((name, image, original), (latent, error)) in enumerate(zip(jobs, latents))]
+            coded = [_code_one(codec, image) for image in images]
+    tasks = [GuardTask(name, image, original, None if latent is None else latent.min_bytes, error, guard.floor,
+                       guard.quality_hint)
+             for (name, image, original), (latent, error) in zip(jobs, coded)]
+    return tasks, [latent for latent, _ in coded]
 
 
-def run_task(task: GuardTask) -> Choice:
-    """The guard's choice for one prepared image; a failure keeps the original file and says why."""
-    error = task.error
+def run_task(task: GuardTask) -> Choice | Undecided:
+    """The guard's choice for one prepared image short of the latent; a failure keeps the original and says why."""
     try:
-        choice = QualityGuard(task.floor, task.quality_hint).choose(task.image, task.original, task.latent,
-                                                                    task.decoded)
+        outcome = QualityGuard(task.floor, task.quality_hint).without_latent(task.image, task.original,
+                                                                            task.latent_min)
     except Exception as exc:  # noqa: BLE001 - keep the original rather than lose the file
-        choice, error = Choice(ORIGINAL, None, {ORIGINAL: {"bytes": len(task.original)}}), error or str(exc)
-    if error:
-        choice.record["error"] = error
-        log.error("%s: no latent stored (%s); keeping %s", task.name, error, choice.kind)
+        return _failed(task.name, Choice(ORIGINAL, None, {ORIGINAL: {"bytes": len(task.original)}}),
+                       task.error or str(exc))
+    if task.error:
+        _failed(task.name, outcome.fallback if isinstance(outcome, Undecided) else outcome, task.error)
+    return outcome
+
+
+def settle(codec: Codec, task: GuardTask, outcome: Choice | Undecided, latent: CodedLatent | None,
+           device: Callable[[], AbstractContextManager] = nullcontext) -> Choice:
+    """The final choice: where the latent may still win, its blob is finished (the restoration filter fitted,
+    which decodes it on the device) and judged on the picture a read of it gives."""
+    if not isinstance(outcome, Undecided):
+        return outcome
+    try:
+        with device():
+            [(blob, picture)] = codec.finish_batch([latent])
+        return QualityGuard(task.floor).with_latent(outcome, task.image, blob, picture)
+    except Exception as exc:  # noqa: BLE001 - a latent that will not decode is not stored
+        return _failed(task.name, outcome.fallback, f"{type(exc).__name__}: {exc}")
+
+
+def _failed(name: str, choice: Choice, error: str) -> Choice:
+    choice.record["error"] = error
+    log.error("%s: no latent stored (%s); keeping %s", name, error, choice.kind)
     return choice
 
 
@@ -259,25 +289,18 @@ def encode_images(codec: Codec, guard: QualityGuard, jobs: Sequence[tuple[str, I
     """What to store for each (name, image, original file bytes), in this process. Once ``stop()``
     is true the rest are left out: the result is shorter than ``jobs``."""
     choices = []
-    for task in prepare(codec, guard, jobs, device):
+    for task, latent in zip(*prepare(codec, guard, jobs, device)):
         if stop():
             break
         task.quality_hint = guard.quality_hint
-        choices.append(run_task(task))
+        choices.append(settle(codec, task, run_task(task), latent, device))
         guard.learn(choices[-1])
     return choices
 
 
-def _encode_one(codec: Codec, image: ImageData) -> tuple[bytes | None, str]:
+def _code_one(codec: Codec, image: ImageData) -> tuple[CodedLatent | None, str]:
     try:
-        return codec.encode(image), ""
-    except Exception as exc:  # noqa: BLE001
-        return None, f"{type(exc).__name__}: {exc}"
-
-
-def _decode_one(codec: Codec, blob: bytes) -> tuple[ImageData | None, str]:
-    try:
-        return codec.decode(blob), ""
+        return codec.code_batch([image])[0], ""
     except Exception as exc:  # noqa: BLE001
         return None, f"{type(exc).__name__}: {exc}"
 
@@ -314,4 +337,7 @@ def describe(content: str, record: dict | None) -> str:
     parts = [f"{kind} {entry['score']:g}" for kind, entry in record.items()
              if isinstance(entry, dict) and "score" in entry]
     scores = f"; scores {', '.join(parts)}" if parts else ""
+    unjudged = record.get(LATENT, {}).get("at_least")
+    if unjudged is not None:
+        scores += f"; latent not judged: at least {unjudged} bytes"
     return f"{content} (smallest meeting floor {floor}{scores})"

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Callable
 
 from .codec import Codec
-from .guard import QualityGuard, prepare, run_task
+from .guard import QualityGuard, prepare, run_task, settle
 from .png import metadata_chunks, png_size
 from .service import classify
 from .store import FsError, Store
@@ -150,7 +150,7 @@ class _Pipeline:
         # spawn, not fork: a forked child of a process running torch's thread pool can hang
         self.pool = (ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"))
                      if jobs > 1 and guard.floor is not None else None)
-        self.in_flight: tuple[list, list] | None = None
+        self.in_flight: tuple[list, list, list, list] | None = None
 
     def __enter__(self) -> "_Pipeline":
         return self
@@ -164,22 +164,23 @@ class _Pipeline:
                 self.pool.shutdown(cancel_futures=True)
 
     def submit(self, pending: list) -> None:
-        tasks = prepare(self.codec, self.guard, [(str(path), image, data) for path, _, _, data, image in pending])
-        work = [self.pool.submit(run_task, task) for task in tasks] if self.pool else tasks
+        tasks, latents = prepare(self.codec, self.guard,
+                                 [(str(path), image, data) for path, _, _, data, image in pending])
+        work = [self.pool.submit(run_task, task) for task in tasks] if self.pool else [None] * len(tasks)
         self.drain()
-        self.in_flight = (pending, work)
+        self.in_flight = (pending, tasks, latents, work)
 
     def drain(self) -> None:
+        """Commit the batch in flight; latents that may still win are finished and judged here, on the device."""
         if self.in_flight is None:
             return
-        pending, work = self.in_flight
+        pending, tasks, latents, work = self.in_flight
         self.in_flight = None
-        for item, task in zip(pending, work):
-            if self.pool:
-                choice = task.result()
-            else:
+        for item, task, latent, future in zip(pending, tasks, latents, work):
+            if future is None:
                 task.quality_hint = self.guard.quality_hint
-                choice = run_task(task)
+            outcome = future.result() if future is not None else run_task(task)
+            choice = settle(self.codec, task, outcome, latent)
             self.guard.learn(choice)
             self._commit(*item, choice)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Hashable, Iterable, Sequence
 
@@ -57,6 +57,17 @@ class CodecConfig:
     decode_tile: int = 128  # latent cells per side decoded in one pass
     max_pixels: int = DEFAULT_MAX_PIXELS
     scale: float = 1.0  # code the latent of the photo shrunk by this (0 < scale <= 1); the decoder scales up
+
+
+@dataclass
+class CodedLatent:
+    """A photo's latent, quantised and entropy-coded, whose blob waits for its restoration filter."""
+
+    image: ImageData
+    coded: ImageData  # the picture the latent holds: ``image``, or it shrunk
+    q: QuantizedLatent
+    blob: Blob  # without the filter
+    min_bytes: int  # the blob's size without the filter: the finished blob is at least this
 
 
 @dataclass
@@ -119,12 +130,31 @@ class Codec:
 
     def encode_batch(self, images: Sequence[ImageInput]) -> list[bytes]:
         """Encode several images, running the encoder on same-shaped ones together."""
+        return [blob for blob, _ in map(self._finish, self.code_batch(images))]
+
+    def encode_decoded_batch(self, images: Sequence[ImageInput]) -> list[tuple[bytes, ImageData]]:
+        """Each image's blob and the picture ``decode`` gives of it (``finish_batch``)."""
+        return self.finish_batch(self.code_batch(images))
+
+    def code_batch(self, images: Sequence[ImageInput]) -> list[CodedLatent]:
+        """Encode, quantise (and refine, at effort > 0) and entropy-code several images: everything but the
+        restoration filter, which costs a decode. ``CodedLatent.min_bytes`` bounds each blob's size from below."""
         loaded = [self._load(img) for img in images]
         coded = [self._coded(img) for img in loaded]
         padded = [self._to_tensor(pad_to_multiple(img.rgb(), self.model.factor, MIN_SIDE)[0]) for img in coded]
         latents = self._encode_tensors(padded)
         self.last_reports = []
-        return [self._finish_encode(img, small, x, z) for img, small, x, z in zip(loaded, coded, padded, latents)]
+        return [self._code(img, small, x, z) for img, small, x, z in zip(loaded, coded, padded, latents)]
+
+    def finish_batch(self, latents: Sequence[CodedLatent]) -> list[tuple[bytes, ImageData]]:
+        """Each coded latent's blob, its restoration filter fitted, and the picture ``decode`` gives of that blob,
+        for no more than the blob costs: fitting the filter decodes the latent as stored (with the filter off,
+        one decode more)."""
+        finished = [self._finish(latent) for latent in latents]
+        missing = [i for i, (_, decoded) in enumerate(finished) if decoded is None]
+        redone = dict(zip(missing, self.decode_batch([finished[i][0] for i in missing]))) if missing else {}
+        return [(blob, redone[i] if decoded is None else self._finish_decode(self._parse(blob), decoded))
+                for i, (blob, decoded) in enumerate(finished)]
 
     def _coded(self, img: ImageData) -> ImageData:
         """The picture the latent will hold: the image itself, or the image shrunk by ``config.scale``."""
@@ -158,40 +188,46 @@ class Codec:
         tile, factor = self.config.encode_tile, self.model.factor
         return run_tiled(lambda t: self.model.encode(t).cpu(), x, 1 / factor, tile, 8 * factor).numpy()
 
-    def _finish_encode(self, img: ImageData, coded: ImageData, x: torch.Tensor, latent: np.ndarray) -> bytes:
+    def _code(self, img: ImageData, coded: ImageData, x: torch.Tensor, latent: np.ndarray) -> CodedLatent:
         q = self.quantizer.quantize(latent)
         if self.steps:
             q = self._refine(q, latent, x, coded)
-        payload = entropy.encode(q.symbols, q.levels, self.config.coder)
         scaled = coded is not img
         blob = Blob(
             family=self.model.family.name, encoder=self.model.encoder_name, width=img.width, height=img.height,
             mode="L" if img.is_grey else "RGB", latent_height=latent.shape[1], latent_width=latent.shape[2],
-            channels=latent.shape[0], quantizer=q.params_bytes(), coder=self.config.coder, payload=payload,
+            channels=latent.shape[0], quantizer=q.params_bytes(), coder=self.config.coder,
+            payload=entropy.encode(q.symbols, q.levels, self.config.coder),
             alpha=_alpha_png(img.alpha), icc=img.icc, exif=img.exif,
-            restoration=self._restoration(q, x, img, coded, len(payload)),
             coded_width=coded.width if scaled else None, coded_height=coded.height if scaled else None,
             decoder=self.model.tuned_decoder,
         )
-        return blob.to_bytes()
+        return CodedLatent(img, coded, q, blob, len(blob.to_bytes()))
+
+    def _finish(self, latent: CodedLatent) -> tuple[bytes, torch.Tensor | None]:
+        """The blob with its restoration filter, and the decode the filter was fitted to (None when off)."""
+        x = self._to_tensor(pad_to_multiple(latent.coded.rgb(), self.model.factor, MIN_SIDE)[0])
+        restoration, decoded = self._restoration(latent.q, x, latent.image, latent.coded, len(latent.blob.payload))
+        return replace(latent.blob, restoration=restoration).to_bytes(), decoded
 
     def _restoration(self, q: QuantizedLatent, x: torch.Tensor, img: ImageData, coded: ImageData,
-                     coded_bytes: int) -> bytes | None:
-        """Decode the latent as stored and fit the filter that brings it closest to the photo.
+                     coded_bytes: int) -> tuple[bytes | None, torch.Tensor | None]:
+        """Decode the latent as stored and fit the filter that brings it closest to the photo; the filter
+        and that decode (padded, before any scaling up and before the filter), or (None, None) when off.
 
         A scaled-down latent's filter is fitted after scaling up, at the photo's own size, so it
         also sharpens what the scaling blurred.
         """
         if not self.config.restoration:
-            return None
-        decoded = self._decode_latents([torch.from_numpy(q.dequantize())[None]])[0]
+            return None, None
+        decoded = fitted_to = self._decode_latents([torch.from_numpy(q.dequantize())[None]])[0]
         top, left, _, _ = pad_offsets(coded.height, coded.width, self.model.factor, MIN_SIDE)
         region = (slice(top, top + coded.height), slice(left, left + coded.width))
         if coded is not img:
-            decoded = scale_up(decoded[..., region[0], region[1]], img.height, img.width)
+            fitted_to = scale_up(decoded[..., region[0], region[1]], img.height, img.width)
             x, region = self._to_tensor(img.rgb()), (slice(0, img.height), slice(0, img.width))
-        coefficients = postfilter.fit(decoded, x, region, coded_bytes)
-        return None if coefficients is None else postfilter.pack(coefficients)
+        coefficients = postfilter.fit(fitted_to, x, region, coded_bytes)
+        return (None if coefficients is None else postfilter.pack(coefficients)), decoded
 
     def _refine(self, q: QuantizedLatent, latent: np.ndarray, x: torch.Tensor, img: ImageData) -> QuantizedLatent:
         device = self.model.device

@@ -40,6 +40,16 @@ def test_batch_matches_single(codec, kodak_crop):
         assert np.abs(image.pixels.astype(int) - codec.decode(blob).pixels.astype(int)).max() <= 1
 
 
+@pytest.mark.parametrize("config", [CodecConfig(), CodecConfig(scale=0.75), CodecConfig(restoration=False)],
+                         ids=["default", "shrunk", "no-filter"])
+def test_the_picture_encoding_hands_back_is_exactly_what_a_read_decodes(taesd3, kodak_crop, config):
+    sd3 = Codec(taesd3, config)
+    odd = ImageData(np.ascontiguousarray(kodak_crop.pixels[:77, :91]))
+    for (blob, picture), image in zip(sd3.encode_decoded_batch([kodak_crop, odd]), (kodak_crop, odd)):
+        assert blob == sd3.encode(image)
+        assert np.array_equal(picture.pixels, sd3.decode(blob).pixels)
+
+
 def test_info_reads_the_header(codec, kodak_crop):
     info = Codec.info(codec.encode(kodak_crop))
     assert (info.width, info.height, info.mode, info.family) == (192, 128, "RGB", "sd1")
