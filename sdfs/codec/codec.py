@@ -206,11 +206,10 @@ class Codec:
 
     def _finish(self, latent: CodedLatent) -> tuple[bytes, torch.Tensor | None]:
         """The blob with its restoration filter, and the decode the filter was fitted to (None when off)."""
-        x = self._to_tensor(pad_to_multiple(latent.coded.rgb(), self.model.factor, MIN_SIDE)[0])
-        restoration, decoded = self._restoration(latent.q, x, latent.image, latent.coded, len(latent.blob.payload))
+        restoration, decoded = self._restoration(latent.q, latent.image, latent.coded, len(latent.blob.payload))
         return replace(latent.blob, restoration=restoration).to_bytes(), decoded
 
-    def _restoration(self, q: QuantizedLatent, x: torch.Tensor, img: ImageData, coded: ImageData,
+    def _restoration(self, q: QuantizedLatent, img: ImageData, coded: ImageData,
                      coded_bytes: int) -> tuple[bytes | None, torch.Tensor | None]:
         """Decode the latent as stored and fit the filter that brings it closest to the photo; the filter
         and that decode (padded, before any scaling up and before the filter), or (None, None) when off.
@@ -226,6 +225,8 @@ class Codec:
         if coded is not img:
             fitted_to = scale_up(decoded[..., region[0], region[1]], img.height, img.width)
             x, region = self._to_tensor(img.rgb()), (slice(0, img.height), slice(0, img.width))
+        else:
+            x = self._to_tensor(pad_to_multiple(coded.rgb(), self.model.factor, MIN_SIDE)[0])
         coefficients = postfilter.fit(fitted_to, x, region, coded_bytes)
         return (None if coefficients is None else postfilter.pack(coefficients)), decoded
 
