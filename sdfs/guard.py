@@ -129,12 +129,9 @@ class QualityGuard:
             record[LATENT] = {"at_least": latent_min}  # never judged: it could not be the smallest
         return fallback
 
-    def with_latent(self, undecided: Undecided, image: ImageData, latent: bytes | None,
-                    decoded: ImageData | None) -> Choice:
+    def with_latent(self, undecided: Undecided, image: ImageData, latent: bytes, decoded: ImageData) -> Choice:
         """The latent if it meets the floor (judged on ``decoded``) in fewer bytes than the fallback, else the fallback."""
         fallback = undecided.fallback
-        if latent is None:
-            return fallback
         entry = fallback.record[LATENT] = {"bytes": len(latent)}
         if self.floor is not None:
             entry["score"] = round(self.floor.scorer(scoring_view(image.rgb()))(scoring_view(decoded.rgb())), 2)
@@ -258,9 +255,7 @@ def run_task(task: GuardTask) -> Choice | Undecided:
     except Exception as exc:  # noqa: BLE001 - keep the original rather than lose the file
         return _failed(task.name, Choice(ORIGINAL, None, {ORIGINAL: {"bytes": len(task.original)}}),
                        task.error or str(exc))
-    if task.error:
-        _failed(task.name, outcome.fallback if isinstance(outcome, Undecided) else outcome, task.error)
-    return outcome
+    return _failed(task.name, outcome, task.error) if task.error else outcome  # no latent: a final Choice
 
 
 def settle(codec: Codec, task: GuardTask, outcome: Choice | Undecided, latent: CodedLatent | None,

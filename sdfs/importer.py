@@ -179,7 +179,9 @@ class _Pipeline:
         for item, task, latent, future in zip(pending, tasks, latents, work):
             if future is None:
                 task.quality_hint = self.guard.quality_hint
-            outcome = future.result() if future is not None else run_task(task)
+                outcome = run_task(task)
+            else:
+                outcome = future.result()
             choice = settle(self.codec, task, outcome, latent)
             self.guard.learn(choice)
             self._commit(*item, choice)
